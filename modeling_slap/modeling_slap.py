@@ -1,0 +1,227 @@
+"""SLAP models: the joint audio–text embedding model, captioning and audio classification.
+
+- `SlapModel`: audio + text towers and projections; `forward` returns `logits_per_audio`, which is
+  what `pipeline("zero-shot-audio-classification")` reads.
+- `SlapForConditionalGeneration`: audio → caption, `generate()` through `GenerationMixin`.
+- `SlapForAudioClassification`: a classification head on the pooled audio.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin
+from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput
+
+from .configuration_slap import SlapConfig
+from .modeling_audio import SlapAudioModel
+from .modeling_base import SlapAudioModelOutput, SlapEmbeddingOutput, SlapOutput, SlapPreTrainedModel
+from .modeling_decoder import SlapCaptionDecoder, pad_packed
+from .modeling_text import SlapTextModel
+
+
+def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE for a square batch whose matching pairs lie on the diagonal."""
+    labels = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
+    return (F.cross_entropy(logits_per_text, labels) + F.cross_entropy(logits_per_text.t(), labels)) / 2
+
+
+class SlapModel(SlapPreTrainedModel):
+    """The joint audio–text embedding model (contrastive towers and projections)."""
+
+    def __init__(self, config: SlapConfig):
+        super().__init__(config)
+        self.audio_model = SlapAudioModel(config.audio_config)
+        self.text_model = SlapTextModel(config.text_config, config.text_pooling)
+        self.audio_projection = nn.Linear(config.audio_config.hidden_size, config.projection_dim, bias=False)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(0.0))
+        self.post_init()
+
+    def get_audio_features(
+        self,
+        input_features: torch.Tensor,
+        audio_lengths: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SlapEmbeddingOutput:
+        """Embed clips; `pooler_output` is the L2-normalised projected embedding `(num_clips, projection_dim)`."""
+        audio = self.audio_model(input_features, audio_lengths, audio_attention_mask, return_dict=True)
+        embeds = self.audio_projection(audio.pooler_output)
+        return SlapEmbeddingOutput(
+            pooler_output=F.normalize(embeds, dim=-1), last_hidden_state=audio.last_hidden_state,
+            unnormalized_embeds=embeds,
+        )
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SlapEmbeddingOutput:
+        """Embed captions; `pooler_output` is the L2-normalised projected embedding `(batch, projection_dim)`."""
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        text = self.text_model(input_ids, attention_mask, **extra)
+        embeds = self.text_projection(text.pooler_output)
+        return SlapEmbeddingOutput(
+            pooler_output=F.normalize(embeds, dim=-1), last_hidden_state=text.last_hidden_state,
+            unnormalized_embeds=embeds,
+        )
+
+    def logit_scale_value(self) -> torch.Tensor:
+        """The inverse temperature, clamped to `logit_scale_max`."""
+        return self.logit_scale.exp().clamp(max=self.config.logit_scale_max)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        audio_lengths: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SlapOutput | tuple:
+        if input_ids is None or input_features is None:
+            raise ValueError("SlapModel.forward needs both input_ids (text) and input_features (audio)")
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        text = self.text_model(input_ids, attention_mask, **extra)
+        audio = self.audio_model(input_features, audio_lengths, audio_attention_mask, return_dict=True)
+        text_embeds = F.normalize(self.text_projection(text.pooler_output), dim=-1)
+        audio_embeds = F.normalize(self.audio_projection(audio.pooler_output), dim=-1)
+        logits_per_text = self.logit_scale_value() * text_embeds @ audio_embeds.t()
+        loss = None
+        if return_loss:
+            if logits_per_text.shape[0] != logits_per_text.shape[1]:
+                raise ValueError("return_loss needs as many captions as clips (one matching pair each)")
+            loss = contrastive_loss(logits_per_text)
+        output = SlapOutput(
+            loss=loss, logits_per_audio=logits_per_text.t(), logits_per_text=logits_per_text,
+            audio_embeds=audio_embeds, text_embeds=text_embeds, audio_model_output=audio,
+            text_model_output=text,
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+
+class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
+    """Audio captioning: the audio encoder and the caption decoder.
+
+    Training: `forward(input_features, audio_lengths, input_ids, labels)` (teacher forcing; labels
+    are the caption ids, -100 where ignored, shifted inside). Inference: `generate(input_features,
+    audio_lengths, max_new_tokens=...)` encodes the audio once and decodes from the BOS token.
+    """
+
+    _tied_weights_keys = {"caption_decoder.lm_head.weight": "caption_decoder.embed_tokens.weight"}
+    main_input_name = "input_ids"  # what `generate` extends; the audio comes as conditioning
+
+    def __init__(self, config: SlapConfig):
+        super().__init__(config)
+        self.audio_model = SlapAudioModel(config.audio_config)
+        self.caption_decoder = SlapCaptionDecoder(config.decoder_config, config.audio_config.hidden_size)
+        self.post_init()
+        decoder = config.decoder_config
+        self.generation_config.update(
+            bos_token_id=decoder.bos_token_id, eos_token_id=decoder.eos_token_id,
+            pad_token_id=decoder.pad_token_id, decoder_start_token_id=decoder.bos_token_id,
+            max_length=decoder.max_position_embeddings, use_cache=False,
+        )
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.caption_decoder.embed_tokens
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.caption_decoder.lm_head
+
+    def encode_audio(
+        self,
+        input_features: torch.Tensor,
+        audio_lengths: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense audio tokens, padded per clip: `(num_clips, max_tokens, dim)` and their mask."""
+        audio: SlapAudioModelOutput = self.audio_model(
+            input_features, audio_lengths, audio_attention_mask, return_dict=True
+        )
+        return pad_packed(audio.last_hidden_state, audio.token_lengths)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        input_features: torch.Tensor | None = None,
+        audio_lengths: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> CausalLMOutput | tuple:
+        if encoder_hidden_states is None:
+            if input_features is None:
+                raise ValueError("pass input_features (audio) or encoder_hidden_states")
+            encoder_hidden_states, encoder_attention_mask = self.encode_audio(
+                input_features, audio_lengths, audio_attention_mask
+            )
+        logits = self.caption_decoder(input_ids, encoder_hidden_states, encoder_attention_mask)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100
+            )
+        output = CausalLMOutput(loss=loss, logits=logits)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_features: torch.Tensor | None = None,
+        audio_lengths: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.LongTensor:
+        """Caption clips. Extra keyword arguments go to `GenerationMixin.generate`."""
+        if input_features is None:
+            raise ValueError("generate needs input_features (audio)")
+        memory, memory_mask = self.encode_audio(input_features, audio_lengths, audio_attention_mask)
+        bos = self.config.decoder_config.bos_token_id
+        start = torch.full((memory.shape[0], 1), bos, dtype=torch.long, device=memory.device)
+        return super().generate(
+            inputs=start, encoder_hidden_states=memory, encoder_attention_mask=memory_mask, **kwargs
+        )
+
+
+class SlapForAudioClassification(SlapPreTrainedModel):
+    """Audio classification: a linear head on the pooled audio vector (`config.num_labels` classes)."""
+
+    def __init__(self, config: SlapConfig):
+        super().__init__(config)
+        self.audio_model = SlapAudioModel(config.audio_config)
+        self.classifier = nn.Linear(config.audio_config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        audio_lengths: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple:
+        audio = self.audio_model(input_features, audio_lengths, audio_attention_mask, return_dict=True)
+        logits = self.classifier(audio.pooler_output)
+        loss = None
+        if labels is not None:
+            if self.config.problem_type == "multi_label_classification":
+                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+            else:
+                loss = F.cross_entropy(logits, labels)
+        output = SequenceClassifierOutput(loss=loss, logits=logits)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()

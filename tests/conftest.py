@@ -1,0 +1,69 @@
+"""Shared fixtures: a micro SLAP, a small WordPiece tokenizer built here (no Hub), test audio."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertTokenizerFast
+
+from slap_audio.modeling_slap import (
+    SlapConfig,
+    SlapFeatureExtractor,
+    SlapModel,
+    SlapProcessor,
+    register_auto_classes,
+)
+
+WORDS = (
+    "a an the this is sound of low high hum whistle click clicks beep beeps siren noise chirp "
+    "rising falling quiet loud then while over three two one four rapid slow tone bell buzz rain "
+    "wind thump dog cat music speech silence short long"
+).split()
+
+
+def build_test_tokenizer(tmp_dir) -> BertTokenizerFast:
+    """A 512-entry BERT WordPiece vocabulary: specials (ids 0–4, as the `micro` decoder expects),
+    characters, continuation characters and a few caption words."""
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = specials + chars + ["##" + c for c in string.ascii_lowercase + string.digits] + WORDS
+    vocab += [f"[unused{i}]" for i in range(512 - len(vocab))]
+    path = tmp_dir / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n")
+    return BertTokenizerFast(vocab_file=str(path), do_lower_case=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _registered():
+    register_auto_classes()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory):
+    return build_test_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def micro_config() -> SlapConfig:
+    return SlapConfig.from_size("micro")
+
+
+@pytest.fixture(scope="session")
+def micro_model(micro_config) -> SlapModel:
+    torch.manual_seed(0)
+    return SlapModel(micro_config).eval()
+
+
+@pytest.fixture(scope="session")
+def processor(tokenizer) -> SlapProcessor:
+    return SlapProcessor(SlapFeatureExtractor(), tokenizer)
+
+
+def tone(seconds: float, freq: float = 440.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A sine plus a little seeded noise, float32."""
+    t = np.arange(int(seconds * rate)) / rate
+    noise = np.random.default_rng(seed).normal(0, 0.01, t.shape)
+    return (0.5 * np.sin(2 * np.pi * freq * t) + noise).astype(np.float32)
