@@ -47,8 +47,11 @@ class SlapPreTrainedModel(PreTrainedModel):
 
 
 def audio_config_of(config: SlapConfig | SlapAudioConfig) -> SlapAudioConfig:
-    """The audio sub-config, whether given the joint config or the audio config itself."""
-    return config if isinstance(config, SlapAudioConfig) else config.audio_config
+    """The audio sub-config, whether given the joint config or the audio config itself.
+
+    Duck-typed: remote code may load the config classes from another module copy than this one.
+    """
+    return config.audio_config if hasattr(config, "audio_config") else config
 
 
 @dataclass

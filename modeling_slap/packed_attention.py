@@ -47,7 +47,7 @@ class PackedLayout:
     def segments(self) -> list[tuple[int, int]]:
         """`(start, end)` token offsets of each clip."""
         bounds = self.cu_seqlens.tolist()
-        return list(zip(bounds[:-1], bounds[1:]))
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def build_layout(

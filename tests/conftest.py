@@ -7,7 +7,7 @@ import string
 import numpy as np
 import pytest
 import torch
-from transformers import BertTokenizerFast
+from transformers import BertTokenizer
 
 from slap_audio.modeling_slap import (
     SlapConfig,
@@ -24,16 +24,14 @@ WORDS = (
 ).split()
 
 
-def build_test_tokenizer(tmp_dir) -> BertTokenizerFast:
+def build_test_tokenizer() -> BertTokenizer:
     """A 512-entry BERT WordPiece vocabulary: specials (ids 0–4, as the `micro` decoder expects),
     characters, continuation characters and a few caption words."""
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     vocab = specials + chars + ["##" + c for c in string.ascii_lowercase + string.digits] + WORDS
     vocab += [f"[unused{i}]" for i in range(512 - len(vocab))]
-    path = tmp_dir / "vocab.txt"
-    path.write_text("\n".join(vocab) + "\n")
-    return BertTokenizerFast(vocab_file=str(path), do_lower_case=True)
+    return BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,8 +40,8 @@ def _registered():
 
 
 @pytest.fixture(scope="session")
-def tokenizer(tmp_path_factory):
-    return build_test_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+def tokenizer():
+    return build_test_tokenizer()
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tone
-from reference_audio import reference_clip
 
 from slap_audio.modeling_slap import SlapAudioConfig, SlapAudioModel, SlapFeatureExtractor
 from slap_audio.modeling_slap.packed_attention import build_layout, local_attention
+
+from conftest import tone
+from reference_audio import reference_clip
 
 
 def _model(**overrides) -> SlapAudioModel:
