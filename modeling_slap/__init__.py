@@ -8,6 +8,7 @@ from .feature_extraction_slap import SlapFeatureExtractor
 from .modeling_audio import SlapAudioModel
 from .modeling_base import SlapPreTrainedModel
 from .modeling_decoder import SlapCaptionDecoder
+from .modeling_pretraining import SlapForPreTraining, SlapForPreTrainingOutput
 from .modeling_slap import SlapForAudioClassification, SlapForConditionalGeneration, SlapModel
 from .modeling_text import SlapTextModel
 from .processing_slap import SlapProcessor
@@ -23,6 +24,8 @@ __all__ = [
     "SlapFeatureExtractor",
     "SlapForAudioClassification",
     "SlapForConditionalGeneration",
+    "SlapForPreTraining",
+    "SlapForPreTrainingOutput",
     "SlapModel",
     "SlapPreTrainedModel",
     "SlapProcessor",

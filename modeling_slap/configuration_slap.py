@@ -176,6 +176,35 @@ class SlapConfig(PreTrainedConfig):
             Weight of the captioning loss.
         tie_word_embeddings (`bool`, *optional*, defaults to `True`):
             The caption decoder's output layer shares its token embedding matrix.
+        contrastive_type (`str`, *optional*, defaults to `"infonce"`):
+            `"infonce"` (symmetric softmax, CLIP) or `"sigmoid"` (pairwise, SigLIP) contrast.
+        reconstruction_weight (`float`, *optional*, defaults to 0.0):
+            Weight of FLAP's masked-patch reconstruction loss (0 = off).
+        byol_weight (`float`, *optional*, defaults to 0.0):
+            Weight of the negative-free cross-modal BYOL loss of Siamese SLAP (0 = off).
+        mask_ratio (`float`, *optional*, defaults to 0.5):
+            Fraction of each clip's patches the student does not see.
+        mask_mode (`str`, *optional*, defaults to `"replace"`):
+            `"replace"`: masked patches become the learned mask token (iBOT); `"drop"`: the student
+            encodes only visible patches and a one-block predictor fills the gaps (FLAP, cheaper).
+        mask_type (`str`, *optional*, defaults to `"random"`):
+            `"random"` patches or `"time_block"`: whole runs of `mask_block_columns` time columns.
+        mask_block_columns (`int`, *optional*, defaults to 5):
+            Time columns per masked block with `mask_type="time_block"` (5 × 160 ms = 0.8 s).
+        num_prototypes (`int`, *optional*, defaults to 8192):
+            Prototypes (output classes) of the self-distillation head.
+        ssl_head_hidden_size (`int`, *optional*, defaults to 2048):
+            Hidden width of the self-distillation head's MLP.
+        ssl_bottleneck_size (`int`, *optional*, defaults to 256):
+            L2-normalised bottleneck before the prototypes.
+        teacher_temperature (`float`, *optional*, defaults to 0.04):
+            Sharpening temperature of the teacher's distribution.
+        student_temperature (`float`, *optional*, defaults to 0.1):
+            Temperature of the student's distribution.
+        center_momentum (`float`, *optional*, defaults to 0.9):
+            EMA momentum of the teacher-output centre.
+        teacher_momentum (`float`, *optional*, defaults to 0.994):
+            EMA momentum of the teacher at step 0; a cosine schedule takes it to 1.0 at the end.
     """
 
     model_type = "slap"
@@ -196,13 +225,37 @@ class SlapConfig(PreTrainedConfig):
     self_supervised_weight: float = 1.0
     captioning_weight: float = 0.5
     tie_word_embeddings: bool = True
+    # pretraining objectives (SlapForPreTraining)
+    contrastive_type: Literal["infonce", "sigmoid"] = "infonce"
+    reconstruction_weight: float = 0.0
+    byol_weight: float = 0.0
+    mask_ratio: float = 0.5
+    mask_mode: Literal["replace", "drop"] = "replace"
+    mask_type: Literal["random", "time_block"] = "random"
+    mask_block_columns: int = 5  # 0.8 s blocks
+    num_prototypes: int = 8192
+    ssl_head_hidden_size: int = 2048
+    ssl_bottleneck_size: int = 256
+    teacher_temperature: float = 0.04
+    student_temperature: float = 0.1
+    center_momentum: float = 0.9
+    teacher_momentum: float = 0.994
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         if self.decoder_config.vocab_size is None:
             self.decoder_config.vocab_size = self.text_config.vocab_size
-        if self.text_pooling not in ("attention", "cls", "mean"):
-            raise ValueError(f"text_pooling must be 'attention', 'cls' or 'mean', got {self.text_pooling!r}")
+        choices = {
+            "text_pooling": ("attention", "cls", "mean"),
+            "contrastive_type": ("infonce", "sigmoid"),
+            "mask_mode": ("replace", "drop"),
+            "mask_type": ("random", "time_block"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
 
     @classmethod
     def from_size(
@@ -241,7 +294,9 @@ NAMED_SIZES: dict[str, dict[str, dict]] = {
             hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
             max_position_embeddings=64, bos_token_id=2, eos_token_id=3, pad_token_id=0,
         ),
-        "joint": dict(projection_dim=32),
+        "joint": dict(
+            projection_dim=32, num_prototypes=64, ssl_head_hidden_size=64, ssl_bottleneck_size=32
+        ),
     },
     "tiny": {
         "audio_config": dict(
@@ -256,7 +311,9 @@ NAMED_SIZES: dict[str, dict[str, dict]] = {
         "decoder_config": dict(
             hidden_size=256, num_hidden_layers=2, num_attention_heads=4, intermediate_size=1024,
         ),
-        "joint": dict(projection_dim=256),
+        "joint": dict(
+            projection_dim=256, num_prototypes=1024, ssl_head_hidden_size=512, ssl_bottleneck_size=128
+        ),
     },
     "base": {
         "audio_config": dict(

@@ -15,29 +15,21 @@ from transformers import GenerationMixin
 from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput
 
 from .configuration_slap import SlapConfig
+from .losses import captioning_loss, contrastive_loss
 from .modeling_audio import SlapAudioModel
-from .modeling_base import SlapAudioModelOutput, SlapEmbeddingOutput, SlapOutput, SlapPreTrainedModel
+from .modeling_base import (
+    SlapAudioModelOutput,
+    SlapEmbeddingOutput,
+    SlapOutput,
+    SlapPreTrainedModel,
+)
 from .modeling_decoder import SlapCaptionDecoder, pad_packed
 from .modeling_text import SlapTextModel
 
 
-def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE for a square batch whose matching pairs lie on the diagonal."""
-    labels = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
-    return (F.cross_entropy(logits_per_text, labels) + F.cross_entropy(logits_per_text.t(), labels)) / 2
-
-
-class SlapModel(SlapPreTrainedModel):
-    """The joint audio–text embedding model (contrastive towers and projections)."""
-
-    def __init__(self, config: SlapConfig):
-        super().__init__(config)
-        self.audio_model = SlapAudioModel(config.audio_config)
-        self.text_model = SlapTextModel(config.text_config, config.text_pooling)
-        self.audio_projection = nn.Linear(config.audio_config.hidden_size, config.projection_dim, bias=False)
-        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
-        self.logit_scale = nn.Parameter(torch.tensor(0.0))
-        self.post_init()
+class SlapTowersMixin:
+    """Embedding API shared by the models that hold the two towers and their projections
+    (`audio_model`, `text_model`, `audio_projection`, `text_projection`, `logit_scale`)."""
 
     def get_audio_features(
         self,
@@ -74,6 +66,19 @@ class SlapModel(SlapPreTrainedModel):
         """The inverse temperature, clamped to `logit_scale_max`."""
         return self.logit_scale.exp().clamp(max=self.config.logit_scale_max)
 
+
+class SlapModel(SlapTowersMixin, SlapPreTrainedModel):
+    """The joint audio–text embedding model (contrastive towers and projections)."""
+
+    def __init__(self, config: SlapConfig):
+        super().__init__(config)
+        self.audio_model = SlapAudioModel(config.audio_config)
+        self.text_model = SlapTextModel(config.text_config, config.text_pooling)
+        self.audio_projection = nn.Linear(config.audio_config.hidden_size, config.projection_dim, bias=False)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(0.0))
+        self.post_init()
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -98,7 +103,7 @@ class SlapModel(SlapPreTrainedModel):
         if return_loss:
             if logits_per_text.shape[0] != logits_per_text.shape[1]:
                 raise ValueError("return_loss needs as many captions as clips (one matching pair each)")
-            loss = contrastive_loss(logits_per_text)
+            loss = contrastive_loss(audio_embeds, text_embeds, self.logit_scale_value())
         output = SlapOutput(
             loss=loss, logits_per_audio=logits_per_text.t(), logits_per_text=logits_per_text,
             audio_embeds=audio_embeds, text_embeds=text_embeds, audio_model_output=audio,
@@ -170,9 +175,7 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         logits = self.caption_decoder(input_ids, encoder_hidden_states, encoder_attention_mask)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100
-            )
+            loss = captioning_loss(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()

@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoProcessor
 
 from .configuration_slap import SlapConfig
 from .feature_extraction_slap import SlapFeatureExtractor
+from .modeling_pretraining import SlapForPreTraining
 from .modeling_slap import SlapForAudioClassification, SlapForConditionalGeneration, SlapModel
 from .processing_slap import SlapProcessor
 
@@ -22,6 +23,7 @@ AUTO_CLASSES = {
     "AutoModel": SlapModel,
     "AutoModelForAudioClassification": SlapForAudioClassification,
     "AutoModelForSpeechSeq2Seq": SlapForConditionalGeneration,
+    "AutoModelForPreTraining": SlapForPreTraining,
 }
 
 

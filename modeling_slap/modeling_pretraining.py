@@ -1,0 +1,310 @@
+"""`SlapForPreTraining`: SLAP's single-stage multi-objective pretraining model.
+
+One student pass over masked audio and one no-grad pass of the EMA teacher over the full audio:
+- contrastive (InfoNCE or sigmoid) between the student's pooled audio and the text tower,
+- masked self-distillation (iBOT-like): student vs. centred, sharpened teacher prototypes at the
+  masked positions,
+- captioning from the student's dense tokens,
+- optionally FLAP's masked-patch reconstruction and Siamese SLAP's cross-modal BYOL.
+`forward` returns the weighted total and every component. The teacher is updated by
+`update_teacher(momentum)` after each optimizer step (the trainer's callback does it).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.utils import ModelOutput
+
+from .configuration_slap import SlapConfig
+from .losses import (
+    all_reduce_mean,
+    byol_loss,
+    captioning_loss,
+    contrastive_loss,
+    reconstruction_loss,
+    self_distillation_loss,
+    sigmoid_contrastive_loss,
+)
+from .modeling_audio import SlapAudioLayer, SlapAudioModel
+from .modeling_base import SlapPreTrainedModel
+from .modeling_decoder import SlapCaptionDecoder, pad_packed
+from .modeling_slap import SlapModel, SlapTowersMixin
+from .modeling_text import SlapTextModel
+from .packed_attention import Rotary2D, build_layout
+
+
+@dataclass
+class SlapForPreTrainingOutput(ModelOutput):
+    """Output of [`SlapForPreTraining`]: the weighted total `loss` and each `*_loss` component
+    (None when its weight is 0), plus the student's normalised embeddings."""
+
+    loss: torch.FloatTensor | None = None
+    contrastive_loss: torch.FloatTensor | None = None
+    self_supervised_loss: torch.FloatTensor | None = None
+    captioning_loss: torch.FloatTensor | None = None
+    reconstruction_loss: torch.FloatTensor | None = None
+    byol_loss: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    logit_scale: torch.FloatTensor | None = None
+
+
+class SlapPrototypeHead(nn.Module):
+    """iBOT/DINO head: MLP → L2-normalised bottleneck → weight-normalised prototype logits."""
+
+    def __init__(self, hidden_size: int, head_hidden: int, bottleneck: int, num_prototypes: int):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden_size, head_hidden), nn.GELU(),
+            nn.Linear(head_hidden, head_hidden), nn.GELU(),
+            nn.Linear(head_hidden, bottleneck),
+        )
+        self.prototypes = nn.Linear(bottleneck, num_prototypes, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(self.mlp(tokens), dim=-1)
+        return x @ F.normalize(self.prototypes.weight, dim=-1).t()
+
+
+def _predictor(dim: int) -> nn.Sequential:
+    """BYOL predictor MLP."""
+    return nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+
+def _frozen_copy(module: nn.Module) -> nn.Module:
+    teacher = copy.deepcopy(module)
+    teacher.requires_grad_(False)
+    return teacher
+
+
+class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
+    """Student towers and heads (trained) + EMA teacher (never receives gradients).
+
+    Parameter names of the towers equal `SlapModel`'s, so `to_slap_model()` (or
+    `SlapModel.from_pretrained` on a pretraining checkpoint) keeps the trained towers.
+    """
+
+    _tied_weights_keys = {"caption_decoder.lm_head.weight": "caption_decoder.embed_tokens.weight"}
+
+    def __init__(self, config: SlapConfig):
+        super().__init__(config)
+        audio_dim, proj = config.audio_config.hidden_size, config.projection_dim
+        self.audio_model = SlapAudioModel(config.audio_config, use_mask_token=True)
+        self.text_model = SlapTextModel(config.text_config, config.text_pooling)
+        self.audio_projection = nn.Linear(audio_dim, proj, bias=False)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, proj, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(0.0))
+        if config.contrastive_type == "sigmoid":
+            self.logit_bias = nn.Parameter(torch.tensor(-10.0))  # SigLIP's init
+        if config.captioning_weight:
+            self.caption_decoder = SlapCaptionDecoder(config.decoder_config, audio_dim)
+        if config.mask_mode == "drop":  # one global block that sees mask tokens at dropped places
+            self.mask_predictor = SlapAudioLayer(config.audio_config, config.audio_config.global_every - 1)
+        if config.self_supervised_weight:
+            self.ssl_head = SlapPrototypeHead(
+                audio_dim, config.ssl_head_hidden_size, config.ssl_bottleneck_size, config.num_prototypes
+            )
+            self.register_buffer("ssl_center", torch.zeros(config.num_prototypes))
+        if config.reconstruction_weight:
+            patch_dim = config.audio_config.patch_frames * config.audio_config.patch_bins
+            self.reconstruction_head = nn.Linear(audio_dim, patch_dim)
+        if config.byol_weight:
+            self.audio_predictor, self.text_predictor = _predictor(proj), _predictor(proj)
+        self.post_init()
+        self._build_teacher()
+
+    def _build_teacher(self) -> None:
+        """EMA copies of what the teacher needs; created from the student's current weights."""
+        config = self.config
+        needs_audio = config.self_supervised_weight or config.byol_weight
+        if needs_audio:
+            self.teacher_audio_model = _frozen_copy(SlapAudioModel(config.audio_config))
+        if config.self_supervised_weight:
+            self.teacher_ssl_head = _frozen_copy(self.ssl_head)
+        if config.byol_weight:
+            self.teacher_text_model = _frozen_copy(self.text_model)
+            self.teacher_audio_projection = _frozen_copy(self.audio_projection)
+            self.teacher_text_projection = _frozen_copy(self.text_projection)
+        self.init_teacher_from_student()
+
+    def teacher_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(teacher, student) module pairs kept in EMA."""
+        names = [
+            ("teacher_audio_model", "audio_model"), ("teacher_ssl_head", "ssl_head"),
+            ("teacher_text_model", "text_model"), ("teacher_audio_projection", "audio_projection"),
+            ("teacher_text_projection", "text_projection"),
+        ]
+        return [(getattr(self, t), getattr(self, s)) for t, s in names if hasattr(self, t)]
+
+    def _teacher_params(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        teacher_params, student_params = [], []
+        for teacher, student in self.teacher_pairs():
+            student_named = dict(student.named_parameters())
+            for name, param in teacher.named_parameters():
+                teacher_params.append(param)
+                student_params.append(student_named[name])
+        return teacher_params, student_params
+
+    @torch.no_grad()
+    def init_teacher_from_student(self) -> None:
+        """Teacher := student (call when starting pretraining from fresh or converted weights)."""
+        for teacher_param, student_param in zip(*self._teacher_params(), strict=True):
+            teacher_param.copy_(student_param)
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """EMA step: teacher ← momentum · teacher + (1 − momentum) · student."""
+        teacher_params, student_params = self._teacher_params()
+        if teacher_params:
+            torch._foreach_lerp_(teacher_params, [p.detach() for p in student_params], 1.0 - momentum)
+
+    def teacher_momentum_at(self, step: int, total_steps: int) -> float:
+        """Cosine schedule from `config.teacher_momentum` at step 0 to 1.0 at `total_steps`."""
+        start = self.config.teacher_momentum
+        progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
+        return 1.0 - (1.0 - start) * (math.cos(math.pi * progress) + 1) / 2
+
+    def choose_masked(self, time_ids: torch.Tensor, token_lengths: torch.Tensor) -> torch.Tensor:
+        """Masked positions `(total_tokens,)` bool: exactly `round(ratio · n)` tokens per clip (at most
+        n − 1), random patches or whole blocks of time columns, drawn from torch's RNG."""
+        config = self.config
+        clip_ids = torch.repeat_interleave(torch.arange(len(token_lengths), device=time_ids.device), token_lengths)
+        scores = torch.rand(time_ids.shape, device=time_ids.device)
+        if config.mask_type == "time_block":
+            offsets = torch.randint(0, config.mask_block_columns, (len(token_lengths),), device=time_ids.device)
+            block = (time_ids + offsets[clip_ids]) // config.mask_block_columns
+            _, block_index = torch.unique(torch.stack([clip_ids, block]), dim=1, return_inverse=True)
+            scores = torch.rand(int(block_index.max()) + 1, device=time_ids.device)[block_index] + scores * 1e-3
+        order = torch.argsort(clip_ids.double() * 2 + scores.double())  # by clip, then by score
+        starts = torch.cumsum(token_lengths, 0) - token_lengths
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(len(order), device=order.device)
+        rank = rank - starts[clip_ids]
+        budget = torch.minimum((token_lengths * config.mask_ratio).round().long(), token_lengths - 1)
+        return rank < budget[clip_ids]
+
+    def _student_tokens(
+        self, patches: torch.Tensor, time_ids: torch.Tensor, freq_ids: torch.Tensor,
+        token_lengths: torch.Tensor, masked: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Student pass on the masked view → (dense tokens for every position, pooled (clips, dim))."""
+        audio = self.audio_model
+        embeddings = audio.patch_embed(patches)
+        if self.config.mask_mode == "replace":
+            embeddings = torch.where(masked[:, None], audio.mask_token.to(embeddings.dtype), embeddings)
+            out = audio.encode(embeddings, time_ids, freq_ids, token_lengths)
+            return out.last_hidden_state, out.pooler_output
+        visible = ~masked
+        clip_ids = torch.repeat_interleave(torch.arange(len(token_lengths), device=patches.device), token_lengths)
+        visible_lengths = torch.bincount(clip_ids[visible], minlength=len(token_lengths))
+        out = audio.encode(embeddings[visible], time_ids[visible], freq_ids[visible], visible_lengths)
+        full = audio.mask_token.to(out.last_hidden_state.dtype).expand(len(masked), -1).clone()
+        full[visible] = out.last_hidden_state
+        cfg = audio.config
+        layout = build_layout(token_lengths, time_ids, freq_ids, cfg.local_window, cfg.freq_patches, needs_local=False)
+        rotary = Rotary2D(time_ids, freq_ids, cfg.hidden_size // cfg.num_attention_heads, cfg.rope_theta)
+        return self.mask_predictor(full, rotary, layout), out.pooler_output
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        input_ids: torch.Tensor,
+        audio_lengths: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        caption_labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SlapForPreTrainingOutput:
+        config = self.config
+        patches, time_ids, freq_ids, token_lengths = self.audio_model.patchify(
+            input_features, audio_lengths, audio_attention_mask
+        )
+        patches = patches.to(self.audio_model.patch_embed.weight.dtype)
+        masked = self.choose_masked(time_ids, token_lengths)
+        dense, pooled = self._student_tokens(patches, time_ids, freq_ids, token_lengths, masked)
+
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        text = self.text_model(input_ids, attention_mask, **extra)
+        audio_embeds = F.normalize(self.audio_projection(pooled), dim=-1)
+        text_embeds = F.normalize(self.text_projection(text.pooler_output), dim=-1)
+        scale = self.logit_scale_value()
+        terms: dict[str, torch.Tensor] = {}
+        if config.contrastive_weight:
+            if config.contrastive_type == "sigmoid":
+                terms["contrastive_loss"] = sigmoid_contrastive_loss(audio_embeds, text_embeds, scale, self.logit_bias)
+            else:
+                terms["contrastive_loss"] = contrastive_loss(audio_embeds, text_embeds, scale)
+
+        needs_teacher = config.self_supervised_weight or config.byol_weight
+        if needs_teacher:
+            with torch.no_grad():
+                teacher = self.teacher_audio_model.encode(
+                    self.teacher_audio_model.patch_embed(patches), time_ids, freq_ids, token_lengths
+                )
+        if config.self_supervised_weight:
+            student_logits = self.ssl_head(dense[masked])
+            with torch.no_grad():
+                teacher_logits = self.teacher_ssl_head(teacher.last_hidden_state[masked])
+            terms["self_supervised_loss"] = self_distillation_loss(
+                student_logits, teacher_logits, self.ssl_center,
+                config.student_temperature, config.teacher_temperature,
+            )
+            if self.training:
+                self._update_center(teacher_logits)
+        if config.captioning_weight:
+            if caption_labels is None:
+                raise ValueError("captioning_weight > 0 needs caption_labels (caption ids, -100 at padding)")
+            memory, memory_mask = pad_packed(dense, token_lengths)
+            logits = self.caption_decoder(input_ids, memory, memory_mask)
+            terms["captioning_loss"] = captioning_loss(logits, caption_labels)
+        if config.reconstruction_weight:
+            terms["reconstruction_loss"] = reconstruction_loss(
+                self.reconstruction_head(dense[masked]), patches[masked]
+            )
+        if config.byol_weight:
+            with torch.no_grad():
+                target_audio = self.teacher_audio_projection(teacher.pooler_output)
+                target_text = self.teacher_text_projection(self.teacher_text_model(input_ids, attention_mask, **extra).pooler_output)
+            terms["byol_loss"] = (
+                byol_loss(self.audio_predictor(self.audio_projection(pooled)), target_text)
+                + byol_loss(self.text_predictor(self.text_projection(text.pooler_output)), target_audio)
+            ) / 2
+        weights = {
+            "contrastive_loss": config.contrastive_weight, "self_supervised_loss": config.self_supervised_weight,
+            "captioning_loss": config.captioning_weight, "reconstruction_loss": config.reconstruction_weight,
+            "byol_loss": config.byol_weight,
+        }
+        if not terms:
+            raise ValueError("every objective weight is 0: nothing to train")
+        total = sum(weights[name] * value for name, value in terms.items())
+        return SlapForPreTrainingOutput(
+            loss=total, audio_embeds=audio_embeds, text_embeds=text_embeds, logit_scale=scale.detach(), **terms
+        )
+
+    @torch.no_grad()
+    def _update_center(self, teacher_logits: torch.Tensor) -> None:
+        batch_center = all_reduce_mean_rows(teacher_logits)
+        self.ssl_center.mul_(self.config.center_momentum).add_(batch_center, alpha=1 - self.config.center_momentum)
+
+    def to_slap_model(self) -> SlapModel:
+        """The trained towers as a `SlapModel` (what gets evaluated and published)."""
+        model = SlapModel(self.config)
+        missing, _ = model.load_state_dict(self.state_dict(), strict=False)
+        if missing:
+            raise RuntimeError(f"SlapModel weights missing from the pretraining model: {missing[:5]}")
+        return model
+
+
+def all_reduce_mean_rows(values: torch.Tensor) -> torch.Tensor:
+    """Mean of `values (rows, dim)` over the rows of all processes."""
+    stats = torch.cat([values.sum(0), values.new_tensor([values.shape[0]])])
+    stats = all_reduce_mean(stats)  # the mean of sums and counts: their ratio is the global mean
+    return stats[:-1] / stats[-1].clamp(min=1)
