@@ -86,7 +86,7 @@ def _frozen_copy(module: nn.Module) -> nn.Module:
 class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
     """Student towers and heads (trained) + EMA teacher (never receives gradients).
 
-    Parameter names of the towers equal `SlapModel`'s, so `to_slap_model()` (or
+    Parameter names of the towers equal `SlapModel`'s, so `to_model(SlapModel)` (or
     `SlapModel.from_pretrained` on a pretraining checkpoint) keeps the trained towers.
     """
 
@@ -104,6 +104,8 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
             self.logit_bias = nn.Parameter(torch.tensor(-10.0))  # SigLIP's init
         if config.captioning_weight:
             self.caption_decoder = SlapCaptionDecoder(config.decoder_config, audio_dim)
+        else:
+            self._tied_weights_keys = {}  # no decoder, nothing tied
         if config.mask_mode == "drop":  # one global block that sees mask tokens at dropped places
             self.mask_predictor = SlapAudioLayer(config.audio_config, config.audio_config.global_every - 1)
         if config.self_supervised_weight:
@@ -294,13 +296,15 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         batch_center = all_reduce_mean_rows(teacher_logits)
         self.ssl_center.mul_(self.config.center_momentum).add_(batch_center, alpha=1 - self.config.center_momentum)
 
-    def to_slap_model(self) -> SlapModel:
-        """The trained towers as a `SlapModel` (what gets evaluated and published)."""
-        model = SlapModel(self.config)
+    def to_model(self, model_class: type[SlapPreTrainedModel] = SlapModel) -> SlapPreTrainedModel:
+        """The trained parts as a release model (`SlapModel`, `SlapForConditionalGeneration`, …):
+        every weight the target needs must come from this model."""
+        model = model_class(self.config)
         missing, _ = model.load_state_dict(self.state_dict(), strict=False)
+        missing = [k for k in missing if k not in getattr(model, "_tied_weights_keys", {})]
         if missing:
-            raise RuntimeError(f"SlapModel weights missing from the pretraining model: {missing[:5]}")
-        return model
+            raise RuntimeError(f"{model_class.__name__} weights missing from the pretraining model: {missing[:5]}")
+        return model.eval()
 
 
 def all_reduce_mean_rows(values: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,287 @@
+"""Token-budget batching: each batch holds as many clips as fit `max_tokens` audio patches.
+
+SLAP packs clips of any duration into one sequence, so the cost of a step follows the number of
+audio tokens, not the number of clips. `TokenBudgetBatchSampler` (map-style data) and
+`TokenBudgetStream` (streamed data) group clips so that every batch carries close to `max_tokens`
+tokens (and at most `max_clips` clips): steady compute per step whatever the duration mix.
+
+Tokens of a clip, as `SlapFeatureExtractor` + the audio encoder count them (25 tokens per second):
+frames = ceil(samples / 160) at 16 kHz, rounded up to a multiple of 16; tokens = 4 per 16 frames
+(16-frame × 16-bin patches over 64 mel bins). The only waste of packing is that rounding (on
+average half a patch column, 80 ms, per clip); `batching_stats` reports it next to the fill ratio
+and to what pad-to-longest batches of the same clips would waste.
+
+    sampler = TokenBudgetBatchSampler.from_durations(dataset.durations, max_tokens=16384,
+                                                     crop_seconds=30.0, seed=0)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collator)
+    sampler.set_epoch(epoch)  # new order each epoch, reproducible from (seed, epoch)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from slap_audio.training.examples import num_samples
+
+SAMPLING_RATE = 16_000  # SlapFeatureExtractor's rate; other rates are resampled to it
+HOP_LENGTH = 160  # 10 ms hop → 100 frames per second
+PATCH_FRAMES = 16  # frames per patch in time (160 ms)
+FREQUENCY_PATCHES = 4  # 64 mel bins / 16 bins per patch
+TOKENS_PER_SECOND = SAMPLING_RATE / HOP_LENGTH / PATCH_FRAMES * FREQUENCY_PATCHES  # 25.0
+MIN_TOKENS = FREQUENCY_PATCHES  # the shortest clip is one patch column
+
+T = TypeVar("T")
+
+
+def tokens_for_samples(num_samples: int) -> int:
+    """Audio tokens of a clip of `num_samples` samples at 16 kHz (`SlapFeatureExtractor.num_frames`
+    / 16 × 4)."""
+    frames = max(1, -(-int(num_samples) // HOP_LENGTH))
+    return FREQUENCY_PATCHES * -(-frames // PATCH_FRAMES)
+
+
+def tokens_for_duration(seconds: float, crop_seconds: float | None = None) -> int:
+    """Audio tokens of a clip of `seconds` (after cropping to `crop_seconds`, if given)."""
+    if crop_seconds is not None:
+        seconds = min(seconds, crop_seconds)
+    # the epsilon absorbs float error in durations computed as samples / rate
+    return tokens_for_samples(math.ceil(seconds * SAMPLING_RATE - 1e-6))
+
+
+def seconds_for_tokens(tokens: int) -> float:
+    """Longest duration whose clip has at most `tokens` tokens (whole patch columns of 0.16 s)."""
+    columns = int(tokens) // FREQUENCY_PATCHES
+    if columns < 1:
+        raise ValueError(f"{tokens} tokens hold no patch column (at least {FREQUENCY_PATCHES} needed)")
+    return columns * PATCH_FRAMES * HOP_LENGTH / SAMPLING_RATE
+
+
+def pack_by_token_budget(items: Iterable[tuple[T, int]], max_tokens: int, max_clips: int | None = None,
+                         open_batches: int = 8, min_tokens: int = MIN_TOKENS) -> Iterator[list[T]]:
+    """Group `(item, tokens)` pairs into batches of at most `max_tokens` tokens and `max_clips` items.
+
+    First fit over up to `open_batches` batches filled at once (1 = plain sequential filling): an
+    item goes into the first open batch it fits in; when none has room, the fullest open batch is
+    emitted. A batch is emitted as soon as no clip of `min_tokens` fits any more. An item of
+    `max_tokens` or more forms a batch of its own. Deterministic: same input order, same batches.
+    """
+    if max_tokens < 1 or open_batches < 1 or (max_clips is not None and max_clips < 1):
+        raise ValueError("max_tokens, max_clips and open_batches must be positive")
+    batches: list[tuple[int, list[T]]] = []  # (tokens, items) of the open batches
+    for item, tokens in items:
+        if tokens >= max_tokens:
+            yield [item]
+            continue
+        slot = next((i for i, (used, _) in enumerate(batches) if used + tokens <= max_tokens), None)
+        if slot is None:
+            if len(batches) == open_batches:
+                fullest = max(range(len(batches)), key=lambda i: batches[i][0])
+                yield batches.pop(fullest)[1]
+            batches.append((0, []))
+            slot = len(batches) - 1
+        used, members = batches[slot]
+        members.append(item)
+        batches[slot] = (used + tokens, members)
+        if max_tokens - (used + tokens) < min_tokens or (max_clips is not None and len(members) >= max_clips):
+            yield batches.pop(slot)[1]
+    for _, members in batches:
+        yield members
+
+
+@dataclass
+class BatchingStats:
+    """How well a set of batches uses its compute.
+
+    Attributes:
+        num_batches, num_clips: counts.
+        tokens: tokens computed (clips' frames rounded up to whole patches).
+        audio_tokens: tokens of the audio itself (duration × 25), if durations were given.
+        padding_waste: 1 - audio_tokens / tokens: the packing's rounding waste.
+        fill_ratio: tokens / (num_batches × max_tokens), if a budget was given.
+        max_batch_tokens: the largest batch.
+        pad_to_longest_tokens: tokens if every batch were padded to its longest clip.
+        pad_to_longest_waste: 1 - audio_tokens / pad_to_longest_tokens (tokens when no durations).
+    """
+
+    num_batches: int
+    num_clips: int
+    tokens: int
+    audio_tokens: float | None
+    padding_waste: float | None
+    fill_ratio: float | None
+    max_batch_tokens: int
+    pad_to_longest_tokens: int
+    pad_to_longest_waste: float
+
+
+def batching_stats(batches: Sequence[Sequence[int]], lengths_in_tokens: Sequence[int], max_tokens: int | None = None,
+                   durations: Sequence[float] | None = None, crop_seconds: float | None = None) -> BatchingStats:
+    """Statistics of `batches` (lists of clip indices): packed tokens, rounding waste, fill ratio,
+    and the pad-to-longest cost of the same batches. Works for any batching, e.g.
+    `fixed_size_batches` to compare with a plain batch-size loader."""
+    batch_tokens = [[int(lengths_in_tokens[i]) for i in batch] for batch in batches]
+    tokens = sum(map(sum, batch_tokens))
+    padded = sum(len(b) * max(b) for b in batch_tokens if b)
+    audio = None
+    if durations is not None:
+        audio = sum(min(durations[i], crop_seconds or math.inf) * TOKENS_PER_SECOND for batch in batches for i in batch)
+    real = audio if audio is not None else tokens
+    return BatchingStats(
+        num_batches=len(batches), num_clips=sum(map(len, batches)), tokens=tokens, audio_tokens=audio,
+        padding_waste=None if audio is None or not tokens else 1.0 - audio / tokens,
+        fill_ratio=tokens / (len(batches) * max_tokens) if max_tokens and batches else None,
+        max_batch_tokens=max(map(sum, batch_tokens), default=0),
+        pad_to_longest_tokens=padded, pad_to_longest_waste=1.0 - real / padded if padded else 0.0,
+    )
+
+
+def fixed_size_batches(num_clips: int, batch_size: int, shuffle: bool = True, seed: int = 0) -> list[list[int]]:
+    """Batches of `batch_size` clips in a seeded random order: the usual loader, for comparison."""
+    order = np.random.default_rng(seed).permutation(num_clips) if shuffle else np.arange(num_clips)
+    return [order[i : i + batch_size].tolist() for i in range(0, num_clips, batch_size)]
+
+
+class TokenBudgetBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batches of clip indices filling a token budget; a `batch_sampler` for `DataLoader`.
+
+    Each epoch: the clips in a random order from `(seed, epoch)`, packed by
+    `pack_by_token_budget`, then the batches in a random order. The whole list of batches is the
+    same on every rank; rank `r` of `num_replicas` takes batches `r, r + R, r + 2R, ...`, so ranks
+    get disjoint clips and similar token counts. When the number of batches is not a multiple of
+    `num_replicas`, `drop_last=False` pads by repeating the first batches (those clips are seen
+    twice that epoch, as with `DistributedSampler`) and `drop_last=True` drops the last batches
+    (their clips are not seen that epoch). Every rank gets `len(self)` batches.
+
+    The number of batches depends on the epoch's order: `len(self)` is exact for the epoch set by
+    `set_epoch` (it varies by a few batches between epochs).
+
+    Args:
+        lengths_in_tokens: tokens of each clip, after cropping (`tokens_for_duration`).
+        max_tokens: token budget of a batch; a longer clip forms a batch of its own.
+        max_clips: at most this many clips per batch (`None`: no limit).
+        shuffle: random order per epoch; `False` keeps the dataset order (evaluation).
+        seed: seed of the order; with the epoch it fixes every batch.
+        drop_last: across replicas, drop the remainder instead of padding.
+        num_replicas, rank: data-parallel world size and this process's rank.
+        open_batches: batches filled at once (first fit); more gives fuller batches.
+        durations: seconds per clip, only for `stats()` (padding waste).
+        crop_seconds: crop length the lengths assume, only for `stats()`.
+    """
+
+    def __init__(self, lengths_in_tokens: Sequence[int], max_tokens: int, max_clips: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False, num_replicas: int = 1, rank: int = 0,
+                 *, open_batches: int = 8, durations: Sequence[float] | None = None,
+                 crop_seconds: float | None = None):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+        if max_tokens < MIN_TOKENS:
+            raise ValueError(f"max_tokens must be at least {MIN_TOKENS}, got {max_tokens}")
+        self.lengths = [int(length) for length in lengths_in_tokens]
+        self.max_tokens, self.max_clips, self.open_batches = int(max_tokens), max_clips, open_batches
+        self.shuffle, self.seed, self.drop_last = shuffle, int(seed), drop_last
+        self.num_replicas, self.rank = num_replicas, rank
+        self.durations, self.crop_seconds = durations, crop_seconds
+        self.epoch = 0
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    @classmethod
+    def from_durations(cls, durations: Sequence[float], max_tokens: int, crop_seconds: float | None = None,
+                       **kwargs: Any) -> TokenBudgetBatchSampler:
+        """Sampler over clips of these durations (seconds), cropped to `crop_seconds` as the
+        collator will crop them."""
+        lengths = [tokens_for_duration(d, crop_seconds) for d in durations]
+        return cls(lengths, max_tokens, durations=list(durations), crop_seconds=crop_seconds, **kwargs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def all_batches(self, epoch: int | None = None) -> list[list[int]]:
+        """The epoch's batches for all replicas together, before they are dealt out."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        generator = np.random.default_rng([self.seed, epoch])
+        order = generator.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
+        min_tokens = min(self.lengths, default=MIN_TOKENS)
+        pairs = ((int(i), self.lengths[i]) for i in order)
+        batches = list(pack_by_token_budget(pairs, self.max_tokens, self.max_clips, self.open_batches, min_tokens))
+        if self.shuffle:
+            batches = [batches[i] for i in generator.permutation(len(batches))]
+        self._cache = (epoch, batches)
+        return batches
+
+    def _rank_batches(self) -> list[list[int]]:
+        batches = self.all_batches()
+        replicas = self.num_replicas
+        if replicas > 1 and len(batches) % replicas:
+            if self.drop_last:
+                batches = batches[: len(batches) - len(batches) % replicas]
+            elif batches:
+                padding = replicas - len(batches) % replicas
+                batches = batches + [batches[i % len(batches)] for i in range(padding)]
+        return batches[self.rank :: replicas]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._rank_batches())
+
+    def __len__(self) -> int:
+        return len(self._rank_batches())
+
+    def stats(self) -> BatchingStats:
+        """`batching_stats` of this epoch's batches over all replicas."""
+        return batching_stats(self.all_batches(), self.lengths, self.max_tokens, self.durations, self.crop_seconds)
+
+
+def example_tokens(example: dict | None, crop_seconds: float | None = None) -> int:
+    """Tokens of a decoded example (0 for a broken one, which the collator drops)."""
+    if example is None or example.get("audio") is None:
+        return 0
+    audio = example["audio"]
+    return tokens_for_duration(num_samples(np.asarray(audio["array"])) / int(audio["sampling_rate"]), crop_seconds)
+
+
+class TokenBudgetStream(torch.utils.data.IterableDataset):
+    """A stream of examples → a stream of token-budget batches (lists of examples).
+
+    For streamed data, where no sampler can see all durations: use it as
+    `DataLoader(TokenBudgetStream(stream, max_tokens, crop_seconds=30.0), batch_size=None,
+    collate_fn=collator)`. A `datasets.IterableDataset` inside splits itself across DataLoader
+    workers and data-parallel ranks (`datasets.distributed.split_dataset_by_node`); ranks may then
+    get different numbers of batches, so bound training by `max_steps`.
+    """
+
+    def __init__(self, examples: Iterable[dict], max_tokens: int, max_clips: int | None = None,
+                 crop_seconds: float | None = None, open_batches: int = 8):
+        self.examples = examples
+        self.max_tokens, self.max_clips, self.open_batches = max_tokens, max_clips, open_batches
+        self.crop_seconds = crop_seconds
+
+    def set_epoch(self, epoch: int) -> None:
+        """Passed on to the wrapped stream (a shuffled `datasets.IterableDataset` reshuffles)."""
+        if hasattr(self.examples, "set_epoch"):
+            self.examples.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[dict]]:
+        broken: list[dict] = []  # ride along with the next batch, so that no batch is only broken
+
+        def pairs() -> Iterator[tuple[dict, int]]:
+            for example in self.examples:
+                tokens = example_tokens(example, self.crop_seconds)
+                if tokens:
+                    yield example, tokens
+                else:
+                    broken.append(example)
+
+        previous: list[dict] | None = None  # held back one step, to take the stream's last broken items
+        for batch in pack_by_token_budget(pairs(), self.max_tokens, self.max_clips, self.open_batches):
+            if previous is not None:
+                yield previous
+            previous, broken = batch + broken, []
+        if previous is not None or broken:
+            yield (previous or []) + broken

@@ -1,0 +1,187 @@
+"""The `slap-train` command: pretrain SLAP from a YAML/JSON config with command-line overrides.
+
+    slap-train configs/tiny.yaml --max_steps 500 --output_dir runs/mine
+    accelerate launch -m slap_audio.training.cli configs/base.yaml      # several processes
+    torchrun --nproc_per_node 2 -m slap_audio.training.cli configs/micro.yaml --use_cpu true
+
+Every key of the config file is an argument of `ModelArguments`, `DataArguments` or
+`transformers.TrainingArguments`; flags after the file override it. The run ends with the release
+models in `output_dir`: `slap/` (a `SlapModel` + processor with remote code, what `eval` and the
+zero-shot pipeline load) and `captioner/` (a `SlapForConditionalGeneration`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import yaml
+from transformers import HfArgumentParser, TrainerCallback, TrainingArguments
+
+from slap_audio.modeling_slap import (
+    SlapConfig,
+    SlapFeatureExtractor,
+    SlapForConditionalGeneration,
+    SlapForPreTraining,
+    SlapModel,
+    SlapProcessor,
+    register_auto_classes,
+)
+from slap_audio.training.batching import TokenBudgetBatchSampler
+from slap_audio.training.collator import SlapCollator
+from slap_audio.training.data import load_audio_text_dataset
+from slap_audio.training.text import text_side
+from slap_audio.training.trainer import SlapTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """What model to train."""
+
+    size: str = field(default="tiny", metadata={"help": "named size: micro, tiny or base"})
+    init_from: str | None = field(default=None, metadata={"help": "a SLAP checkpoint to start from (SlapModel or SlapForPreTraining)"})
+    text_weights: str | None = field(default="minilm", metadata={"help": "pretrained text encoder: 'minilm', a path or Hub id, or 'none'"})
+    text_vocab_size: int = field(default=1024, metadata={"help": "WordPiece vocabulary built from the captions when text_weights is none"})
+    config_overrides: str | None = field(default=None, metadata={"help": "JSON object of SlapConfig fields, e.g. '{\"captioning_weight\": 0}'"})
+
+
+@dataclass
+class DataArguments:
+    """What to train and evaluate on."""
+
+    train_source: str = field(default="builtin:train", metadata={"help": "builtin:<split>, an audio folder, a JSONL manifest, shards or a Hub id"})
+    train_size: int | None = field(default=2000, metadata={"help": "clips of built-in data"})
+    eval_source: str | None = field(default="builtin:validation", metadata={"help": "retrieval evaluation set (none to skip)"})
+    eval_size: int | None = field(default=200, metadata={"help": "clips of built-in evaluation data"})
+    max_tokens: int = field(default=6000, metadata={"help": "audio tokens per batch (25 per second)"})
+    max_clips: int | None = field(default=64, metadata={"help": "clips per batch at most"})
+    crop_seconds: float = field(default=30.0, metadata={"help": "training crop of long clips (seeded)"})
+
+
+class CollatorEpochCallback(TrainerCallback):
+    """Keeps the collator's crop/caption randomness on the Trainer's epoch."""
+
+    def __init__(self, collator: SlapCollator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.set_epoch(int(state.epoch or 0))
+
+
+def config_to_argv(path: str) -> list[str]:
+    """A YAML/JSON config file as command-line flags (so later flags override it)."""
+    with open(path) as handle:
+        values = yaml.safe_load(handle) if path.endswith((".yaml", ".yml")) else json.load(handle)
+    argv = []
+    for key, value in (values or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            argv += [f"--{key}", *map(str, value)]
+        elif isinstance(value, dict):
+            argv += [f"--{key}", json.dumps(value)]
+        else:
+            argv += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return argv
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        argv = config_to_argv(argv[0]) + argv[1:]
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    training_args.remove_unused_columns = False  # the collator needs the raw examples
+    return model_args, data_args, training_args
+
+
+def _source_options(source: str, size: int | None, seed: int) -> dict:
+    return {"num_clips": size, "seed": seed} if source.startswith("builtin:") else {}
+
+
+def build_model(model_args: ModelArguments, captions: Iterable[str]) -> tuple[SlapForPreTraining, SlapProcessor]:
+    """A new (or continued) pretraining model and its processor."""
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    if model_args.init_from:
+        model, info = SlapForPreTraining.from_pretrained(model_args.init_from, output_loading_info=True, **overrides)
+        if any(key.startswith("teacher_") for key in info["missing_keys"]):  # e.g. from a SlapModel
+            model.init_teacher_from_student()
+        return model, SlapProcessor.from_pretrained(model_args.init_from)
+    tokenizer, text_config, text_path = text_side(model_args.text_weights, captions, model_args.text_vocab_size)
+    config = SlapConfig.from_size(model_args.size, text_config=text_config, **overrides)
+    if text_path is None:
+        config.text_config.vocab_size = len(tokenizer)
+    config.decoder_config.vocab_size = config.text_config.vocab_size
+    config.decoder_config.bos_token_id = tokenizer.cls_token_id
+    config.decoder_config.eos_token_id = tokenizer.sep_token_id
+    config.decoder_config.pad_token_id = tokenizer.pad_token_id
+    positions = getattr(config.text_config, "max_position_embeddings", None)
+    if positions:  # truncation=True then cuts captions to what the text tower can take
+        tokenizer.model_max_length = min(tokenizer.model_max_length, positions)
+    model = SlapForPreTraining(config)
+    if text_path is not None:
+        model.text_model.load_pretrained_encoder(text_path)
+        model.init_teacher_from_student()
+    return model, SlapProcessor(SlapFeatureExtractor(), tokenizer)
+
+
+def export_release_models(model: SlapForPreTraining, processor: SlapProcessor, output_dir: str) -> dict[str, str]:
+    """Save the release models (with remote code) next to the training checkpoints."""
+    register_auto_classes()
+    paths = {}
+    for name, model_class in (("slap", SlapModel), ("captioner", SlapForConditionalGeneration)):
+        if model_class is SlapForConditionalGeneration and not model.config.captioning_weight:
+            continue
+        path = os.path.join(output_dir, name)
+        model.to_model(model_class).save_pretrained(path)
+        processor.save_pretrained(path)
+        paths[name] = path
+    return paths
+
+
+def main(argv: list[str] | None = None) -> dict[str, str]:
+    model_args, data_args, training_args = parse_arguments(argv)
+    logging.basicConfig(level=logging.INFO if training_args.process_index == 0 else logging.WARNING)
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    train = load_audio_text_dataset(
+        data_args.train_source, split="train", **_source_options(data_args.train_source, data_args.train_size, seed)
+    )
+    if training_args.process_index == 0 and train.skip_stats.total:
+        logger.warning("training data: %s", train.skip_stats.summary())
+    # read only when a tokenizer has to be built (reading built-in clips generates them)
+    captions = (c for i in range(min(len(train), 500)) for c in (train[i]["captions"] or []))
+    model, processor = build_model(model_args, captions)
+    evaluation = None
+    if data_args.eval_source and data_args.eval_source != "none":
+        evaluation = load_audio_text_dataset(
+            data_args.eval_source, split="validation",
+            **_source_options(data_args.eval_source, data_args.eval_size, seed),
+        )
+    sampler = TokenBudgetBatchSampler.from_durations(
+        train.durations, data_args.max_tokens, crop_seconds=data_args.crop_seconds, max_clips=data_args.max_clips,
+        seed=seed, num_replicas=training_args.world_size, rank=training_args.process_index,
+    )
+    collator = SlapCollator(processor, max_tokens=data_args.max_tokens, crop_seconds=data_args.crop_seconds, seed=seed)
+    trainer = SlapTrainer(
+        model=model, args=training_args, train_dataset=train, eval_dataset=evaluation, data_collator=collator,
+        train_batch_sampler=sampler, processor=processor,
+        callbacks=[CollatorEpochCallback(collator)],
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    if collator.skip_stats.total:
+        logger.warning("skipped while training: %s", collator.skip_stats.summary())
+    paths = {}
+    if trainer.is_world_process_zero():
+        paths = export_release_models(trainer.accelerator.unwrap_model(trainer.model), processor, training_args.output_dir)
+        logger.info("release models: %s", paths)
+    return paths
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,402 @@
+"""One audio–caption example: decoding audio, reading captions and labels, counting skipped items.
+
+Every data source of `training/data.py` turns its rows into examples of one schema::
+
+    {"audio": {"array": float32 ndarray (samples,) or (samples, channels), "sampling_rate": int},
+     "captions": list[str], "label": str | None, "duration": float, "clip_id": str,
+     "skip_reason": None}
+
+An item that cannot be used never raises: it becomes `{"audio": None, ..., "skip_reason": reason}`
+(reasons: `missing_file`, `undecodable`, `empty_audio`, `non_finite_audio`, `no_text`,
+`bad_metadata`), which `SlapCollator` drops and counts in a `SkipStats`.
+
+Audio is decoded with soundfile from a path, `{"bytes"|"path"}` (the storage of a `datasets.Audio`
+column) or `{"array", "sampling_rate"}`; `datasets`' own decoder (torchcodec) is not used.
+Label-only rows get one caption per keyword template (`CAPTION_TEMPLATES`, LAION-CLAP's
+keyword-to-caption); the collator draws one per (seed, epoch, clip).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import soundfile
+
+EXAMPLE_COLUMNS = ("audio", "captions", "label", "duration", "clip_id", "skip_reason")
+# Keyword-to-caption templates for label-only data; `{label}` is the label text ("dog and rain").
+CAPTION_TEMPLATES = (
+    "The sound of {label}.",
+    "{label} can be heard.",
+    "A recording of {label}.",
+    "An audio clip of {label}.",
+    "This is the sound of {label}.",
+    "{label} is heard in this recording.",
+    "A clip in which {label} can be heard.",
+    "There is the sound of {label}.",
+)
+
+# Skip reasons (keys of `SkipStats.counts`).
+MISSING_FILE = "missing_file"
+UNDECODABLE = "undecodable"
+EMPTY_AUDIO = "empty_audio"
+NON_FINITE = "non_finite_audio"
+NO_TEXT = "no_text"
+BAD_METADATA = "bad_metadata"
+
+# Column names tried in order when a mapping leaves a column unset.
+AUDIO_COLUMNS = ("audio", "file_name", "path", "audio_path", "filepath")
+CAPTION_COLUMNS = ("captions", "caption", "text")
+LABEL_COLUMNS = ("label", "labels")
+CLIP_ID_COLUMNS = ("clip_id", "id")
+DURATION_COLUMNS = ("duration",)
+
+
+@dataclass
+class SkipStats:
+    """Items skipped, counted by reason, with the first few clip ids of each reason.
+
+    Several counters (load time, collators in DataLoader workers) merge with `update`.
+    """
+
+    max_examples: int = 5
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, clip_id: str | None = None) -> None:
+        self.counts[reason] += 1
+        ids = self.examples.setdefault(reason, [])
+        if clip_id is not None and len(ids) < self.max_examples:
+            ids.append(str(clip_id))
+
+    def update(self, other: SkipStats | Mapping[str, int]) -> None:
+        """Add another `SkipStats` (counts and example ids) or a plain {reason: count} mapping."""
+        counts = other.counts if isinstance(other, SkipStats) else other
+        for reason, count in counts.items():
+            self.counts[reason] += int(count)
+            ids = self.examples.setdefault(reason, [])
+            if isinstance(other, SkipStats):
+                ids.extend(other.examples.get(reason, [])[: self.max_examples - len(ids)])
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "counts": dict(self.counts), "examples": dict(self.examples)}
+
+    def summary(self) -> str:
+        """One line for a log: `skipped 3 items: missing_file=2 (a.wav, b.wav); no_text=1 (c.wav)`."""
+        if not self.total:
+            return "skipped 0 items"
+        parts = [f"{reason}={count} ({', '.join(self.examples.get(reason, []))})"
+                 for reason, count in sorted(self.counts.items())]
+        return f"skipped {self.total} items: " + "; ".join(parts)
+
+
+class SkippedItem(Exception):
+    """An item that cannot be used; `reason` is one of the skip reasons above."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------------------------
+# audio: probe (header only) and decode
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def samples_axis(array: np.ndarray) -> int:
+    """Time axis of a clip: 0 for mono; the longer axis of a `(samples, channels)` or
+    `(channels, samples)` array (channels are few)."""
+    return 0 if array.ndim == 1 else int(np.argmax(array.shape))
+
+
+def num_samples(array: np.ndarray) -> int:
+    """Samples per channel of a mono or multichannel clip."""
+    return int(array.shape[samples_axis(array)])
+
+
+def resolve_path(path: str | os.PathLike, base_dir: str | os.PathLike | None) -> str:
+    """`path` with `~` expanded, joined to `base_dir` when it is relative."""
+    path = os.path.expanduser(str(path))
+    return path if base_dir is None or os.path.isabs(path) else os.path.join(str(base_dir), path)
+
+
+def _audio_source(value: Any, base_dir: str | None) -> tuple[str, Any]:
+    """Raw audio value → ("array", (array, rate)) | ("bytes", bytes) | ("file", path)."""
+    if isinstance(value, Mapping):
+        if value.get("array") is not None:
+            return "array", (value["array"], value.get("sampling_rate"))
+        if value.get("bytes") is not None:
+            return "bytes", bytes(value["bytes"])
+        value = value.get("path")
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return "file", resolve_path(value, base_dir)
+    raise SkippedItem(MISSING_FILE, f"no audio in {type(value).__name__} value")
+
+
+def _open(kind: str, payload: Any) -> Any:
+    if kind == "file" and not os.path.isfile(payload):
+        raise SkippedItem(MISSING_FILE, payload)
+    return io.BytesIO(payload) if kind == "bytes" else payload
+
+
+def probe_duration(value: Any, base_dir: str | None = None) -> float:
+    """Duration in seconds from the file header (or the array length), without decoding.
+
+    Raises:
+        SkippedItem: missing file, unreadable header, zero samples.
+    """
+    kind, payload = _audio_source(value, base_dir)
+    if kind == "array":
+        samples, rate = num_samples(np.asarray(payload[0])), payload[1]
+    else:
+        source = _open(kind, payload)
+        try:
+            info = soundfile.info(source)
+        except Exception as err:  # soundfile raises several types for bad files
+            raise SkippedItem(UNDECODABLE, str(err)) from err
+        samples, rate = info.frames, info.samplerate
+    if _is_missing(rate) or int(rate) <= 0:
+        raise SkippedItem(UNDECODABLE, f"sampling rate {rate!r}")
+    if samples == 0:
+        raise SkippedItem(EMPTY_AUDIO)
+    return samples / int(rate)
+
+
+def decode_audio(value: Any, base_dir: str | None = None) -> tuple[np.ndarray, int]:
+    """Decode one audio value (path, {"bytes"|"path"}, {"array", "sampling_rate"}) with soundfile.
+
+    Returns:
+        float32 array `(samples,)` or `(samples, channels)` and the sampling rate.
+
+    Raises:
+        SkippedItem: missing file, undecodable, empty, NaN/Inf samples.
+    """
+    kind, payload = _audio_source(value, base_dir)
+    if kind == "array":
+        array, rate = np.asarray(payload[0]), payload[1]
+        if array.dtype.kind not in "iuf" or array.ndim not in (1, 2):
+            raise SkippedItem(UNDECODABLE, f"array of dtype {array.dtype} and shape {array.shape}")
+        array = array.astype(np.float32, copy=False)
+    else:
+        source = _open(kind, payload)
+        try:
+            array, rate = soundfile.read(source, dtype="float32", always_2d=False)
+        except Exception as err:
+            raise SkippedItem(UNDECODABLE, str(err)) from err
+    if _is_missing(rate) or int(rate) <= 0:
+        raise SkippedItem(UNDECODABLE, f"sampling rate {rate!r}")
+    if array.size == 0:
+        raise SkippedItem(EMPTY_AUDIO)
+    if not (np.isfinite(array.min()) and np.isfinite(array.max())):  # min/max propagate NaN
+        raise SkippedItem(NON_FINITE)
+    return array, int(rate)
+
+
+# ---------------------------------------------------------------------------------------------
+# text: captions, labels, keyword-to-caption
+
+
+def keyword_to_captions(label: str | Sequence[str], templates: Sequence[str] = CAPTION_TEMPLATES) -> list[str]:
+    """Captions for a label-only clip, one per template; several labels read "a, b and c"."""
+    names = [label] if isinstance(label, str) else list(label)
+    text = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    captions = []
+    for template in templates:
+        caption = template.format(label=text)
+        captions.append(caption[:1].upper() + caption[1:])
+    return captions
+
+
+def _parse_captions(value: Any, separator: str | None) -> list[str]:
+    if _is_missing(value):
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):  # a JSON list stored in a CSV cell
+            try:
+                return _parse_captions(json.loads(text), None)
+            except json.JSONDecodeError:
+                pass
+        items = text.split(separator) if separator else [text]
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        items = [str(item) for item in value if not _is_missing(item)]
+    else:
+        items = [str(value)]
+    return [item.strip() for item in items if item.strip()]
+
+
+def _parse_label(value: Any, names: Sequence[str] | None) -> list[str]:
+    """Label value (string, ClassLabel id, list of either) → label names; -1 / "" mean none."""
+    if _is_missing(value):
+        return []
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [name for item in value for name in _parse_label(item, names)]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value < 0:
+            return []
+        return [names[int(value)] if names is not None else str(int(value))]
+    text = str(value).strip()
+    return [text] if text else []
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which columns of a source hold what; `None` tries the usual names in order.
+
+    Args:
+        audio_column: audio path (relative to the source) or `{"bytes"|"path"|"array"}`.
+        caption_column: one column or several (e.g. Clotho's `caption_1`..`caption_5`).
+        label_column: class name(s) or `ClassLabel` id(s); used for captions when none are given.
+        clip_id_column: stable id of a clip (seeds its crop and caption choice); default: the
+            audio path, else the row index.
+        duration_column: trusted only with `probe=False` (probing reads exact durations).
+        caption_separator: splits a string of several captions ("a|b"); `None` keeps it whole.
+        label_names: `ClassLabel` names (read from the dataset's features when it has them).
+        templates: keyword-to-caption templates for label-only rows.
+    """
+
+    audio_column: str | None = None
+    caption_column: str | Sequence[str] | None = None
+    label_column: str | None = None
+    clip_id_column: str | None = None
+    duration_column: str | None = None
+    caption_separator: str | None = "|"
+    label_names: Sequence[str] | None = None
+    templates: Sequence[str] = CAPTION_TEMPLATES
+
+    @classmethod
+    def pop_from(cls, options: dict[str, Any]) -> ColumnMapping:
+        """Take this class's fields out of a loader's `**options`."""
+        return cls(**{f.name: options.pop(f.name) for f in fields(cls) if f.name in options})
+
+    @staticmethod
+    def _first(row: Mapping, given: str | None, candidates: Sequence[str]) -> str | None:
+        if given is not None:
+            return given
+        return next((name for name in candidates if not _is_missing(row.get(name))), None)
+
+    def audio_value(self, row: Mapping) -> Any:
+        """The row's audio value (`None` if it has none)."""
+        name = self._first(row, self.audio_column, AUDIO_COLUMNS)
+        return row.get(name) if name is not None else None
+
+    def audio_name(self, columns: Sequence[str]) -> str:
+        """The audio column among `columns`; raises if there is none (a configuration error)."""
+        name = self.audio_column or next((c for c in AUDIO_COLUMNS if c in columns), None)
+        if name is None or name not in columns:
+            raise ValueError(f"no audio column among {list(columns)}; pass audio_column=...")
+        return name
+
+    def text_fields(self, row: Mapping, index: int) -> dict[str, Any]:
+        """captions, label, clip_id and duration (`None` if unknown) of one metadata row."""
+        if isinstance(self.caption_column, (list, tuple)):
+            captions = [c for name in self.caption_column for c in _parse_captions(row.get(name), self.caption_separator)]
+        else:
+            names = [self.caption_column] if self.caption_column else CAPTION_COLUMNS
+            captions = next((parsed for name in names
+                             if (parsed := _parse_captions(row.get(name), self.caption_separator))), [])
+        label_name = self._first(row, self.label_column, LABEL_COLUMNS)
+        labels = _parse_label(row.get(label_name), self.label_names) if label_name else []
+        if not captions and labels:
+            captions = keyword_to_captions(labels, self.templates)
+        id_name = self._first(row, self.clip_id_column, CLIP_ID_COLUMNS)
+        audio = self.audio_value(row)
+        if id_name is not None and not _is_missing(row.get(id_name)):
+            clip_id = str(row[id_name])
+        else:
+            clip_id = str(audio) if isinstance(audio, str) and audio else str(index)
+        duration_name = self._first(row, self.duration_column, DURATION_COLUMNS)
+        duration = row.get(duration_name) if duration_name else None
+        return {"captions": captions, "label": ", ".join(labels) if labels else None, "clip_id": clip_id,
+                "duration": None if _is_missing(duration) else float(duration)}
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding rows into examples (picklable callables: they run in DataLoader workers)
+
+
+def _broken(fields_: Mapping, reason: str) -> dict[str, Any]:
+    return {"audio": None, "captions": list(fields_.get("captions") or []), "label": fields_.get("label"),
+            "duration": float(fields_.get("duration") or 0.0), "clip_id": str(fields_.get("clip_id")),
+            "skip_reason": reason}
+
+
+@dataclass
+class ExampleDecoder:
+    """Canonical row (`audio` value, captions, label, duration, clip_id) → example; never raises."""
+
+    base_dir: str | None = None
+
+    def __call__(self, row: Mapping) -> dict[str, Any]:
+        if not len(row.get("captions") or []):
+            return _broken(row, NO_TEXT)
+        try:
+            array, rate = decode_audio(row["audio"], self.base_dir)
+        except SkippedItem as err:
+            return _broken(row, err.reason)
+        except Exception:  # anything else a broken file can raise: skip it, never crash a run
+            return _broken(row, UNDECODABLE)
+        return {"audio": {"array": array, "sampling_rate": rate}, "captions": [str(c) for c in row["captions"]],
+                "label": None if _is_missing(row.get("label")) else str(row["label"]),
+                "duration": num_samples(array) / rate, "clip_id": str(row["clip_id"]), "skip_reason": None}
+
+
+@dataclass
+class StreamDecoder:
+    """A raw row of a stream (`IterableDataset.map(..., with_indices=True)`) → example."""
+
+    mapping: ColumnMapping
+    base_dir: str | None = None
+
+    def __call__(self, row: Mapping, index: int) -> dict[str, Any]:
+        try:
+            fields_ = self.mapping.text_fields(row, index)
+            fields_["audio"] = self.mapping.audio_value(row)
+        except Exception:  # a malformed row (wrong types...)
+            return _broken({"clip_id": str(index)}, BAD_METADATA)
+        return ExampleDecoder(self.base_dir)(fields_)
+
+
+@dataclass
+class ManifestDecoder:
+    """A manifest line `{"row": JSON text | None, "where", "base_dir"}` of a stream → example."""
+
+    mapping: ColumnMapping
+
+    def __call__(self, line: Mapping, index: int) -> dict[str, Any]:
+        if line["row"] is None:
+            return _broken({"clip_id": line["where"]}, BAD_METADATA)
+        return StreamDecoder(self.mapping, line["base_dir"])(json.loads(line["row"]), index)
+
+
+@dataclass
+class BuiltinDecoder:
+    """Row `{"index"}` of a built-in split → the generated clip as an example."""
+
+    seed: int
+    split: str
+    max_duration: float = 30.0
+    num_captions: int = 5
+
+    def __call__(self, row: Mapping) -> dict[str, Any]:
+        from slap_audio.eval.builtin_data import generate_clip
+
+        clip = generate_clip(self.seed, self.split, int(row["index"]), max_duration=self.max_duration,
+                             num_captions=self.num_captions)
+        return {"audio": {"array": clip["audio"], "sampling_rate": int(clip["sampling_rate"])},
+                "captions": list(clip["captions"]), "label": clip["label"], "duration": float(clip["duration"]),
+                "clip_id": clip["clip_id"], "skip_reason": None}
