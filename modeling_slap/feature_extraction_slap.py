@@ -45,6 +45,7 @@ _PCM_SCALES: dict[torch.dtype, tuple[int, float]] = {
     torch.int8: (0, 128.0),
     torch.uint8: (128, 128.0),
 }
+_NUMPY_PCM_DTYPES = (np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.int8), np.dtype(np.uint8))
 # A 2-D clip is (channels, samples) or (samples, channels); the channel axis is the one of size
 # at most this (mono, stereo, 5.1, 7.1).
 _MAX_CHANNELS = 8
@@ -161,7 +162,7 @@ def waveform_to_mono_float(audio: Any, index: int) -> torch.Tensor:
             raise ValueError(f"{where} is non-numeric (numpy dtype {audio.dtype}).")
         if not audio.flags.writeable or not audio.flags.c_contiguous:
             audio = np.array(audio, copy=True, order="C")  # torch.from_numpy needs this
-        if audio.dtype.kind in "iu" and audio.dtype.itemsize > 4:
+        if audio.dtype.kind in "iu" and audio.dtype not in _NUMPY_PCM_DTYPES:
             raise ValueError(f"{where} has unsupported integer dtype {audio.dtype}; pass float "
                              "samples or int16/int32/int8/uint8 PCM.")
         audio = torch.from_numpy(audio)
@@ -210,7 +211,8 @@ def _split_clips(raw_audio: Any) -> list[Any]:
     if isinstance(raw_audio, (list, tuple)):
         if len(raw_audio) == 0:
             raise ValueError("raw_audio is empty: no clips (and no samples) were given.")
-        if all(isinstance(x, (int, float, np.number)) and not isinstance(x, bool) for x in raw_audio):
+        numbers = (int, float, np.number)
+        if all(isinstance(x, numbers) and not isinstance(x, bool) for x in raw_audio):
             return [raw_audio]  # a single clip as a list of numbers
         return list(raw_audio)
     raise ValueError(f"raw_audio is non-numeric: got {type(raw_audio).__name__}; expected a numpy "
@@ -257,8 +259,9 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
             Added to the mel power before the log, so digital silence maps to `log(1e-6)`.
         norm_mean (`float`, *optional*, defaults to -6.0):
             Fixed mean subtracted from the log-mel. With samples in [-1, 1], digital silence gives
-            `(log(1e-6) + 6) / 4 ≈ -1.95`, quiet noise (RMS 1e-3) about -0.6 on average, and loud audio
-            (full-scale noise or music) about 2 to 3; the peak bin of a full-scale sine about 3.8.
+            `(log(1e-6) + 6) / 4 ≈ -1.95`, quiet noise (RMS 1e-3) about -0.6 on average, and
+            loud audio (full-scale noise or music) about 2 to 3; the peak bin of a full-scale sine
+            about 3.8.
         norm_std (`float`, *optional*, defaults to 4.0):
             Fixed scale the centred log-mel is divided by (see `norm_mean`).
         max_duration (`float`, *optional*, defaults to `None`):
@@ -393,7 +396,10 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
                 f"sampling_rate=44100); audio at another rate than {self.sampling_rate} Hz is "
                 "resampled. It is never assumed, since a wrong rate silently corrupts features."
             )
-        if isinstance(sampling_rate, bool) or not float(sampling_rate).is_integer():
+        is_number = isinstance(sampling_rate, (int, float, np.number)) and not isinstance(
+            sampling_rate, bool
+        )
+        if not is_number or not float(sampling_rate).is_integer():
             raise ValueError(f"sampling_rate must be a whole number of Hz, got {sampling_rate!r}.")
         sampling_rate = int(sampling_rate)
         if sampling_rate <= 0:
