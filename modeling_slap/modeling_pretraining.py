@@ -135,6 +135,15 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
             self.teacher_text_projection = _frozen_copy(self.text_projection)
         self.init_teacher_from_student()
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, keeping the teacher frozen (loading makes new parameters)."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        for teacher, _ in model.teacher_pairs():
+            teacher.requires_grad_(False)
+        return loaded
+
     def teacher_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(teacher, student) module pairs kept in EMA."""
         names = [

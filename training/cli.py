@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import yaml
-from transformers import HfArgumentParser, TrainerCallback, TrainingArguments
+from transformers import HfArgumentParser, TrainingArguments
 
 from slap_audio.modeling_slap import (
     SlapConfig,
@@ -62,16 +62,6 @@ class DataArguments:
     max_tokens: int = field(default=6000, metadata={"help": "audio tokens per batch (25 per second)"})
     max_clips: int | None = field(default=64, metadata={"help": "clips per batch at most"})
     crop_seconds: float = field(default=30.0, metadata={"help": "training crop of long clips (seeded)"})
-
-
-class CollatorEpochCallback(TrainerCallback):
-    """Keeps the collator's crop/caption randomness on the Trainer's epoch."""
-
-    def __init__(self, collator: SlapCollator):
-        self.collator = collator
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.collator.set_epoch(int(state.epoch or 0))
 
 
 def config_to_argv(path: str) -> list[str]:
@@ -156,7 +146,12 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
         logger.warning("training data: %s", train.skip_stats.summary())
     # read only when a tokenizer has to be built (reading built-in clips generates them)
     captions = (c for i in range(min(len(train), 500)) for c in (train[i]["captions"] or []))
-    model, processor = build_model(model_args, captions)
+    if training_args.resume_from_checkpoint:  # the checkpoint's config and vocabulary; the Trainer loads the rest
+        checkpoint = training_args.resume_from_checkpoint
+        model = SlapForPreTraining(SlapConfig.from_pretrained(checkpoint))
+        processor = SlapProcessor.from_pretrained(checkpoint)
+    else:
+        model, processor = build_model(model_args, captions)
     evaluation = None
     if data_args.eval_source and data_args.eval_source != "none":
         evaluation = load_audio_text_dataset(
@@ -170,8 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     collator = SlapCollator(processor, max_tokens=data_args.max_tokens, crop_seconds=data_args.crop_seconds, seed=seed)
     trainer = SlapTrainer(
         model=model, args=training_args, train_dataset=train, eval_dataset=evaluation, data_collator=collator,
-        train_batch_sampler=sampler, processor=processor,
-        callbacks=[CollatorEpochCallback(collator)],
+        train_batch_sampler=sampler, processing_class=processor,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     if collator.skip_stats.total:

@@ -8,6 +8,8 @@ from the training captions for a text tower trained from scratch.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable
 
 from transformers import AutoConfig, AutoTokenizer, BertTokenizer, PreTrainedConfig
@@ -32,13 +34,15 @@ def resolve_text_weights(text_weights: str | None) -> str | None:
 
 
 def build_caption_tokenizer(captions: Iterable[str], vocab_size: int = 512) -> BertTokenizer:
-    """A lower-cased BERT WordPiece tokenizer trained on `captions` (specials at ids 0–4)."""
-    from tokenizers import BertWordPieceTokenizer
-
-    trainer = BertWordPieceTokenizer(lowercase=True)
-    trainer.train_from_iterator(list(captions), vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
-    vocab = trainer.get_vocab()
-    return BertTokenizer(vocab=dict(sorted(vocab.items(), key=lambda item: item[1])), do_lower_case=True)
+    """A lower-cased BERT WordPiece tokenizer for `captions`, built deterministically: the specials
+    (ids 0–4), every character seen (alone and as a `##` continuation, so any word can be spelled),
+    then the most frequent words (ties by alphabetical order) up to `vocab_size`."""
+    counts = Counter(word for caption in captions for word in re.findall(r"\w+|[^\w\s]", caption.lower()))
+    chars = sorted({char for word in counts for char in word})
+    vocab = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars if c.isalnum()]
+    words = [w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if len(w) > 1]
+    vocab += words[: max(0, vocab_size - len(vocab))]
+    return BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True)
 
 
 def text_side(

@@ -4,7 +4,8 @@
   the teacher momentum, tokens/s and the batch fill are logged with the Trainer's own logging.
 - The EMA teacher is updated after each optimizer step (`TeacherUpdateCallback`).
 - Token-budget batches: pass `train_batch_sampler` (a rank-aware batch sampler with
-  `set_epoch`); the Trainer's resume logic then skips already-seen batches exactly.
+  `set_epoch`); the Trainer's resume logic then skips already-seen batches exactly, and the
+  epoch reaches the collator's seeded crops too.
 - Evaluation adds text↔audio retrieval (R@1/5/10, mAP@10) on the evaluation dataset's clips and
   all their captions (examples `{"audio", "captions"}`).
 """
@@ -15,7 +16,7 @@ import time
 from collections import defaultdict
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from transformers import Trainer, TrainerCallback
 
 from slap_audio.eval.embed import embed_examples
@@ -34,19 +35,39 @@ class TeacherUpdateCallback(TrainerCallback):
             model.current_teacher_momentum = momentum
 
 
+class EpochLinkedBatchSampler(Sampler):
+    """A batch sampler whose `set_epoch` (called by the Trainer before each epoch, also on resume)
+    reaches the collator too, so crops and caption choices follow the true epoch."""
+
+    def __init__(self, batch_sampler, collator):
+        self.batch_sampler, self.collator = batch_sampler, collator
+
+    def __iter__(self):
+        return iter(self.batch_sampler)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batch_sampler.set_epoch(epoch)
+        if hasattr(self.collator, "set_epoch"):
+            self.collator.set_epoch(epoch)
+
+
 class SlapTrainer(Trainer):
     """Trainer for `SlapForPreTraining` (or any SLAP model returning `loss` and `*_loss` fields).
 
     Args:
         train_batch_sampler: a batch sampler yielding lists of dataset indices (token budget);
             it must be rank-aware already (the accelerator's re-sharding is switched off for it).
-        processor: the `SlapProcessor` that embeds the evaluation clips and captions for retrieval.
+
+    Pass the `SlapProcessor` as `processing_class`: it is saved in every checkpoint (a resumed run
+    keeps the vocabulary) and embeds the evaluation clips and captions for retrieval.
     """
 
-    def __init__(self, *args, train_batch_sampler=None, processor=None, **kwargs):
+    def __init__(self, *args, train_batch_sampler=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.train_batch_sampler = train_batch_sampler
-        self.processor = processor
         self._retrieval_examples: list[dict] | None = None
         # the model's forward takes **kwargs but does not normalise by num_items_in_batch
         self.model_accepts_loss_kwargs = False
@@ -59,9 +80,10 @@ class SlapTrainer(Trainer):
     def get_train_dataloader(self) -> DataLoader:
         if self.train_batch_sampler is None:
             return super().get_train_dataloader()
+        batch_sampler = EpochLinkedBatchSampler(self.train_batch_sampler, self.data_collator)
         loader = DataLoader(
             self.train_dataset,
-            batch_sampler=self.train_batch_sampler,
+            batch_sampler=batch_sampler,
             collate_fn=self.data_collator,
             num_workers=self.args.dataloader_num_workers,
             pin_memory=self.args.dataloader_pin_memory,
@@ -69,7 +91,7 @@ class SlapTrainer(Trainer):
         loader = self.accelerator.prepare(loader)
         # the sampler already gives each rank its own batches: make accelerate's shard a passthrough
         shard = getattr(loader, "batch_sampler", None)
-        if shard is not None and getattr(shard, "batch_sampler", None) is self.train_batch_sampler:
+        if shard is not None and getattr(shard, "batch_sampler", None) is batch_sampler:
             shard.num_processes, shard.process_index = 1, 0
         return loader
 
@@ -93,7 +115,7 @@ class SlapTrainer(Trainer):
             names = sorted(self._sums)
             stacked = torch.stack([self._sums[n] for n in names]) / self._micro_batches
             stacked = self.accelerator.reduce(stacked, reduction="mean")
-            logs.update({name: round(float(v), 4) for name, v in zip(names, stacked, strict=True)})
+            logs.update({name: float(v) for name, v in zip(names, stacked, strict=True)})
             elapsed = time.perf_counter() - self._window_start
             tokens = self.accelerator.reduce(torch.tensor(float(self._tokens), device=self.args.device), reduction="sum")
             logs["tokens_per_second"] = round(float(tokens) / max(elapsed, 1e-9), 1)
@@ -120,9 +142,9 @@ class SlapTrainer(Trainer):
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         with torch.random.fork_rng(devices=[]):  # evaluation must not move the training RNG
             metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        if dataset is not None and self.processor is not None and self.is_world_process_zero():
+        if dataset is not None and self.processing_class is not None and self.is_world_process_zero():
             model = self.accelerator.unwrap_model(self.model)
-            embedded = embed_examples(model, self.processor, self.retrieval_examples(dataset))
+            embedded = embed_examples(model, self.processing_class, self.retrieval_examples(dataset))
             retrieval = retrieval_metrics(embedded.audio, embedded.text, embedded.caption_to_audio)
             retrieval = {f"{metric_key_prefix}_{k.replace('/', '_')}": v for k, v in retrieval.items()}
             self.log(retrieval)

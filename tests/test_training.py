@@ -1,0 +1,101 @@
+"""SlapTrainer end to end on built-in data: logged components, the EMA teacher, exact resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from slap_audio.modeling_slap import SlapConfig, SlapForPreTraining, SlapModel
+from slap_audio.training.cli import main
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "micro.yaml"
+SMALL_RUN = [
+    str(CONFIG), "--train_size", "16", "--max_tokens", "800", "--max_clips", "8", "--crop_seconds", "5",
+    "--eval_strategy", "no", "--logging_steps", "1", "--learning_rate", "0.002", "--report_to", "none",
+    "--disable_tqdm", "true",
+]
+
+
+def _history(checkpoint) -> list[dict]:
+    return json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    paths = main(SMALL_RUN + ["--output_dir", str(out), "--max_steps", "6", "--save_steps", "3"])
+    return out, paths
+
+
+def test_logs_every_component(full_run):
+    out, _ = full_run
+    logs = [entry for entry in _history(out / "checkpoint-6") if "loss" in entry]
+    assert len(logs) == 6
+    for entry in logs:
+        for key in ("contrastive_loss", "self_supervised_loss", "captioning_loss", "temperature",
+                    "teacher_momentum", "tokens_per_second"):
+            assert key in entry, key
+        total = entry["contrastive_loss"] + entry["self_supervised_loss"] + 0.5 * entry["captioning_loss"]
+        assert entry["loss"] == pytest.approx(total, rel=1e-4)
+    momenta = [entry["teacher_momentum"] for entry in logs]
+    assert momenta == sorted(momenta) and momenta[0] >= 0.994 and momenta[-1] == pytest.approx(1.0)
+
+
+def test_release_models_load(full_run):
+    _, paths = full_run
+    model = SlapModel.from_pretrained(paths["slap"])
+    assert model.config.audio_config.hidden_size == 32
+
+
+def test_teacher_is_an_ema_of_the_student(full_run):
+    out, _ = full_run
+    model = SlapForPreTraining.from_pretrained(out / "checkpoint-6")
+    teacher = dict(model.teacher_audio_model.named_parameters())
+    student = dict(model.audio_model.named_parameters())
+    assert all(not p.requires_grad for p in teacher.values())
+    # trained for a few steps: the teacher lags the student but follows it
+    gap = max((teacher[n] - student[n]).abs().max().item() for n in teacher)
+    assert gap > 0
+    fresh = SlapForPreTraining(SlapConfig.from_size("micro"))
+    assert not torch.allclose(teacher["patch_embed.weight"], fresh.teacher_audio_model.patch_embed.weight)
+
+
+def test_teacher_receives_no_gradient():
+    torch.manual_seed(0)
+    model = SlapForPreTraining(SlapConfig.from_size("micro"))
+    features = torch.randn(64, 64)
+    ids = torch.randint(5, 500, (2, 7))
+    out = model(input_features=features, audio_lengths=torch.tensor([32, 32]), input_ids=ids, caption_labels=ids)
+    out.loss.backward()
+    for name, param in model.named_parameters():
+        if name.startswith("teacher_"):
+            assert param.grad is None, name
+    assert model.audio_model.mask_token.grad is not None
+    before = [p.clone() for p in model.teacher_audio_model.parameters()]
+    model.update_teacher(0.5)
+    after = list(model.teacher_audio_model.parameters())
+    assert all(torch.equal(b, a) for b, a in zip(before, after, strict=True))  # teacher == student at init
+    with torch.no_grad():
+        model.audio_model.patch_embed.weight.add_(1.0)
+    model.update_teacher(0.75)
+    torch.testing.assert_close(
+        model.teacher_audio_model.patch_embed.weight, before[0] + 0.25  # patch_embed is the first parameter
+    )
+
+
+def test_resume_is_exact(full_run, tmp_path):
+    """Killing a run after step 3 and resuming gives the same losses as the uninterrupted run."""
+    out, _ = full_run
+    resumed = tmp_path / "resumed"
+    shutil.copytree(out / "checkpoint-3", resumed / "checkpoint-3")
+    main(SMALL_RUN + ["--output_dir", str(resumed), "--max_steps", "6", "--save_steps", "3",
+                      "--resume_from_checkpoint", str(resumed / "checkpoint-3")])
+    expected = {e["step"]: e for e in _history(out / "checkpoint-6") if "loss" in e}
+    got = {e["step"]: e for e in _history(resumed / "checkpoint-6") if "loss" in e}
+    for step in (4, 5, 6):
+        for key in ("loss", "contrastive_loss", "self_supervised_loss", "captioning_loss"):
+            assert got[step][key] == pytest.approx(expected[step][key], abs=1e-6), (step, key)
