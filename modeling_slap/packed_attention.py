@@ -173,6 +173,7 @@ class SlapAttentionPooling(nn.Module):
         weights = torch.exp(scores - peak[clip_ids])
         total = weights.new_zeros(num_clips, self.num_heads).index_add(0, clip_ids, weights)
         weights = weights / total[clip_ids]
-        pooled = value.new_zeros(num_clips, self.num_heads, self.head_dim)
-        pooled = pooled.index_add(0, clip_ids, weights[..., None] * value)
+        contributions = weights[..., None] * value  # (total_tokens, heads, head_dim)
+        pooled = contributions.new_zeros(num_clips, self.num_heads, self.head_dim)
+        pooled = pooled.index_add(0, clip_ids, contributions)
         return self.o_proj(pooled.reshape(num_clips, -1))

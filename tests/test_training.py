@@ -15,7 +15,7 @@ from slap_audio.training.cli import main
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "micro.yaml"
 SMALL_RUN = [
     str(CONFIG), "--train_size", "16", "--max_tokens", "800", "--max_clips", "8", "--crop_seconds", "5",
-    "--eval_strategy", "no", "--logging_steps", "1", "--learning_rate", "0.002", "--report_to", "none",
+    "--eval_strategy", "steps", "--eval_steps", "3", "--eval_size", "6", "--logging_steps", "1", "--learning_rate", "0.002", "--report_to", "none",
     "--disable_tqdm", "true",
 ]
 
@@ -43,6 +43,38 @@ def test_logs_every_component(full_run):
         assert entry["loss"] == pytest.approx(total, rel=1e-4)
     momenta = [entry["teacher_momentum"] for entry in logs]
     assert momenta == sorted(momenta) and momenta[0] >= 0.994 and momenta[-1] == pytest.approx(1.0)
+
+
+def test_evaluation_reports_retrieval(full_run):
+    out, _ = full_run
+    evals = [entry for entry in _history(out / "checkpoint-6") if "eval_text_to_audio_R@1" in entry]
+    assert [entry["step"] for entry in evals] == [3, 6]
+    for entry in evals:
+        for key in ("eval_text_to_audio_R@1", "eval_audio_to_text_R@10", "eval_text_to_audio_mAP@10"):
+            assert 0.0 <= entry[key] <= 1.0
+    assert any("eval_loss" in entry for entry in _history(out / "checkpoint-6"))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = SlapForPreTraining(SlapConfig.from_size("micro")).eval()  # eval: no dropout
+    features, lengths = torch.randn(128, 64), torch.tensor([64, 64])
+    ids = torch.randint(5, 500, (2, 7))
+    results = []
+    for checkpointing in (True, False):
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        else:
+            model.gradient_checkpointing_disable()
+        model.zero_grad()
+        model.audio_model.train()  # checkpointing acts in training mode only
+        torch.manual_seed(1)
+        loss = model(input_features=features, audio_lengths=lengths, input_ids=ids, caption_labels=ids).loss
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert results[0][0] == results[1][0]
+    for name, grad in results[1][1].items():
+        torch.testing.assert_close(results[0][1][name], grad, msg=name)
 
 
 def test_release_models_load(full_run):
