@@ -37,12 +37,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, default=None, help="override the config's max_steps")
     parser.add_argument("--train-clips", type=int, default=None, help="override the config's train_size")
     parser.add_argument("--test-clips", type=int, default=200)
+    parser.add_argument("--caption-clips", type=int, default=48, help="test clips captioned (beam search is slow on a CPU)")
     parser.add_argument("--repo-id", default="slap-audio/slap-tiny-demo", help="name used in the card")
     return parser.parse_args(argv)
 
 
 def train(args: argparse.Namespace, run_dir: Path) -> dict[str, str]:
-    argv = [args.config, "--output_dir", str(run_dir), "--overwrite_output_dir", "true"]
+    argv = [args.config, "--output_dir", str(run_dir)]
     if args.max_steps is not None:
         argv += ["--max_steps", str(args.max_steps)]
     if args.train_clips is not None:
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_argv = [str(model_dir), "--dataset", "builtin:test", "--num-clips", str(args.test_clips),
                  "--output-dir", str(eval_dir)]
     if "captioner" in paths:
-        eval_argv += ["--captioner", paths["captioner"]]
+        eval_argv += ["--captioner", paths["captioner"], "--caption-clips", str(args.caption_clips)]
     report = eval_cli.main(eval_argv)
     print("== 3/4 writing the model repository (card, metrics, plots)", flush=True)
     metrics_path = next(eval_dir.glob("*.json"))

@@ -89,8 +89,10 @@ class SlapCaptionDecoder(nn.Module):
         self.lm_head.weight = self.embed_tokens.weight
 
     def forward(
-        self, input_ids: torch.Tensor, audio_states: torch.Tensor, audio_mask: torch.Tensor
+        self, input_ids: torch.Tensor, audio_states: torch.Tensor, audio_mask: torch.Tensor, logits_to_keep: int = 0
     ) -> torch.Tensor:
+        """Logits `(batch, seq, vocab)`; with `logits_to_keep=k > 0` only the last k positions
+        (generation needs the last one: the output layer is the decoder's largest matmul)."""
         length = input_ids.shape[1]
         if length > self.config.max_position_embeddings:
             raise ValueError(
@@ -102,4 +104,6 @@ class SlapCaptionDecoder(nn.Module):
         memory = self.audio_proj(audio_states)
         for layer in self.layers:
             hidden = layer(hidden, memory, audio_mask)
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
         return self.lm_head(self.norm(hidden))

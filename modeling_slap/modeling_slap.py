@@ -163,6 +163,7 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
         return_dict: bool | None = None,
         **kwargs,
     ) -> CausalLMOutput | tuple:
@@ -172,7 +173,9 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
             encoder_hidden_states, encoder_attention_mask = self.encode_audio(
                 input_features, audio_lengths, audio_attention_mask
             )
-        logits = self.caption_decoder(input_ids, encoder_hidden_states, encoder_attention_mask)
+        if labels is not None and logits_to_keep:
+            raise ValueError("labels need the logits of every position: leave logits_to_keep at 0")
+        logits = self.caption_decoder(input_ids, encoder_hidden_states, encoder_attention_mask, logits_to_keep)
         loss = None
         if labels is not None:
             loss = captioning_loss(logits, labels)

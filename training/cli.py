@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
         train_batch_sampler=sampler, processing_class=processor,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_state()  # output_dir/trainer_state.json: the log history (curves)
     if collator.skip_stats.total:
         logger.warning("skipped while training: %s", collator.skip_stats.summary())
     paths = {}
@@ -175,6 +176,12 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
         paths = export_release_models(trainer.accelerator.unwrap_model(trainer.model), processor, training_args.output_dir)
         logger.info("release models: %s", paths)
     return paths
+
+
+def console_main() -> int:
+    """Entry point of `slap-train` (exit status 0; `main` returns the release model paths)."""
+    main()
+    return 0
 
 
 if __name__ == "__main__":
