@@ -63,9 +63,9 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     results = []
     for checkpointing in (True, False):
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            model.activation_checkpointing_enable()
         else:
-            model.gradient_checkpointing_disable()
+            model.activation_checkpointing_disable()
         model.zero_grad()
         model.audio_model.train()  # checkpointing acts in training mode only
         torch.manual_seed(1)
