@@ -39,6 +39,16 @@ def _registered():
     register_auto_classes()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Test models are too small to gain from intra-op threads, and on a busy shared CPU two OpenMP
+    threads spin-wait on each other (tests ran up to 10x slower). Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return build_test_tokenizer()

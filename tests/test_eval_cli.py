@@ -22,16 +22,6 @@ PLOTS = {"similarity_matrix.png", "retrieval_examples.png", "embedding_projectio
          "confusion_matrix.png"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Micro-model ops are too small to gain from intra-op threads, and on a busy shared CPU two
-    OpenMP threads spin-wait on each other: these tests ran ~10x slower. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, micro_model, micro_config, processor):
     """A SlapModel and a captioner saved as `slap-train` writes them (weights, code, processor)."""

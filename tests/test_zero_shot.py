@@ -27,16 +27,6 @@ from slap_audio.training.data import load_audio_text_dataset
 CLASSES = ["bell", "drum", "hum", "rain", "siren", "wind", "buzz", "trill"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Micro-model ops are too small to gain from intra-op threads, and on a busy shared CPU two
-    OpenMP threads spin-wait on each other: these tests ran ~10x slower. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_perfect_embeddings_score_one():
     classes = torch.eye(len(CLASSES))
     truth = [0, 3, 3, 5, 7, 1]
