@@ -131,3 +131,19 @@ def test_resume_is_exact(full_run, tmp_path):
     for step in (4, 5, 6):
         for key in ("loss", "contrastive_loss", "self_supervised_loss", "captioning_loss"):
             assert got[step][key] == pytest.approx(expected[step][key], abs=1e-6), (step, key)
+
+
+def test_text_encoder_learning_rate_scale(tmp_path):
+    from transformers import TrainingArguments
+
+    from slap_audio.training.trainer import SlapTrainer
+
+    model = SlapForPreTraining(SlapConfig.from_size("micro"))
+    args = TrainingArguments(str(tmp_path), learning_rate=1e-3, report_to="none")
+    optimizer = SlapTrainer(model=model, args=args, text_learning_rate_scale=0.1).create_optimizer()
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert set(lr_of) == {id(p) for p in trainable.values()}  # every trainable parameter, once
+    for name, param in trainable.items():
+        expected = 1e-4 if name.startswith("text_model.encoder.") else 1e-3
+        assert lr_of[id(param)] == pytest.approx(expected), name

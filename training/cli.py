@@ -34,7 +34,7 @@ from slap_audio.modeling_slap import (
 from slap_audio.training.batching import TokenBudgetBatchSampler
 from slap_audio.training.collator import SlapCollator
 from slap_audio.training.data import load_audio_text_dataset
-from slap_audio.training.text import text_side
+from slap_audio.training.text import resolve_text_weights, text_side
 from slap_audio.training.trainer import SlapTrainer
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class ModelArguments:
     init_from: str | None = field(default=None, metadata={"help": "a SLAP checkpoint to start from (SlapModel or SlapForPreTraining)"})
     text_weights: str | None = field(default="minilm", metadata={"help": "pretrained text encoder: 'minilm', a path or Hub id, or 'none'"})
     text_vocab_size: int = field(default=1024, metadata={"help": "WordPiece vocabulary built from the captions when text_weights is none"})
+    text_learning_rate_scale: float | None = field(default=None, metadata={"help": "learning-rate multiplier of the text encoder; default 0.1 with pretrained text weights, else 1"})
     config_overrides: str | None = field(default=None, metadata={"help": "JSON object of SlapConfig fields, e.g. '{\"captioning_weight\": 0}'"})
 
 
@@ -121,6 +122,13 @@ def build_model(model_args: ModelArguments, captions: Iterable[str]) -> tuple[Sl
     return model, SlapProcessor(SlapFeatureExtractor(), tokenizer)
 
 
+def _text_learning_rate_scale(model_args: ModelArguments) -> float:
+    if model_args.text_learning_rate_scale is not None:
+        return model_args.text_learning_rate_scale
+    pretrained = model_args.init_from or resolve_text_weights(model_args.text_weights)
+    return 0.1 if pretrained else 1.0
+
+
 def export_release_models(model: SlapForPreTraining, processor: SlapProcessor, output_dir: str) -> dict[str, str]:
     """Save the release models (with remote code) next to the training checkpoints."""
     register_auto_classes()
@@ -166,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     trainer = SlapTrainer(
         model=model, args=training_args, train_dataset=train, eval_dataset=evaluation, data_collator=collator,
         train_batch_sampler=sampler, processing_class=processor,
+        text_learning_rate_scale=_text_learning_rate_scale(model_args),
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_state()  # output_dir/trainer_state.json: the log history (curves)

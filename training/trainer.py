@@ -65,9 +65,10 @@ class SlapTrainer(Trainer):
     keeps the vocabulary) and embeds the evaluation clips and captions for retrieval.
     """
 
-    def __init__(self, *args, train_batch_sampler=None, **kwargs):
+    def __init__(self, *args, train_batch_sampler=None, text_learning_rate_scale: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.train_batch_sampler = train_batch_sampler
+        self.text_learning_rate_scale = text_learning_rate_scale
         self._retrieval_examples: list[dict] | None = None
         # the model's forward takes **kwargs but does not normalise by num_items_in_batch
         self.model_accepts_loss_kwargs = False
@@ -94,6 +95,23 @@ class SlapTrainer(Trainer):
         if shard is not None and getattr(shard, "batch_sampler", None) is batch_sampler:
             shard.num_processes, shard.process_index = 1, 0
         return loader
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer, with the text encoder's parameters in groups of their own at
+        `text_learning_rate_scale` × the learning rate (a pretrained tower is fine-tuned gently)."""
+        optimizer = super().create_optimizer(model)
+        if self.text_learning_rate_scale == 1.0:
+            return optimizer
+        model = self.model if model is None else model
+        text = {id(p) for name, p in model.named_parameters() if name.startswith("text_model.encoder.")}
+        groups, optimizer.param_groups = optimizer.param_groups, []  # no state yet: regroup in place
+        for group in groups:
+            for is_text in (False, True):
+                params = [p for p in group["params"] if (id(p) in text) == is_text]
+                if params:
+                    scale = self.text_learning_rate_scale if is_text else 1.0
+                    optimizer.add_param_group({**group, "params": params, "lr": group["lr"] * scale})
+        return optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
