@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import platform
 import resource
+import statistics
 import sys
 import time
 import traceback
@@ -412,8 +413,8 @@ def run_side_by_side(
     machine load; for each part the fastest of its repeats counts, and a configuration's fields
     are sums over its parts. `max_passes` caps the passes of slow configurations.
 
-    Returns, per name, the setup fields, the summed fastest-part fields (`"seconds"` …) and
-    `"seconds_all"`: each pass's total, in order.
+    Returns, per name, the setup fields, the summed fastest-part fields (`"seconds"` …),
+    `"seconds_all"` (each pass's total, in order) and `"seconds_median"` (their median).
     """
     max_passes = max_passes or {}
     executors: dict[str, _Inline | _Process] = {}
@@ -449,7 +450,9 @@ def run_side_by_side(
                 results[name][key] = sum(p[key] for p in fastest)
             else:
                 results[name][key] = value
-        results[name]["seconds_all"] = [round(sum(p["seconds"] for p in one), 3) for one in passes]
+        totals = [sum(p["seconds"] for p in one) for one in passes]
+        results[name]["seconds_all"] = [round(t, 3) for t in totals]
+        results[name]["seconds_median"] = statistics.median(totals)
     return results
 
 

@@ -254,6 +254,8 @@ def report(results: dict[str, dict]) -> dict[str, dict]:
             achieved_gflops_per_s=r["step_flops"] / r["seconds"] / 1e9,
         )
         r["speed_vs_padded"] = r["audio_s_per_s"] / padded_rate
+        r["speed_vs_padded_median"] = (r["audio_seconds"] / r["seconds_median"]) / (
+            results["slap_padded"]["audio_seconds"] / results["slap_padded"]["seconds_median"])
         if r["model_tokens"]:
             r["tokens_per_s"] = r["model_tokens"] / r["seconds"]
         emit(BENCH, name, **r)
@@ -264,11 +266,12 @@ def report(results: dict[str, dict]) -> dict[str, dict]:
         ("seen_audio_s_per_s", "seen audio s/s", ".1f"),
         ("tokens_per_s", "tokens/s", ".0f"), ("padding_waste", "padding waste", ".1%"),
         ("achieved_gflops_per_s", "GFLOP/s", ".1f"), ("peak_delta_mib", "peak Δ MiB", ".0f"),
-        ("speed_vs_padded", "× slap_padded", ".2f"),
+        ("speed_vs_padded", "× slap_padded", ".2f"), ("speed_vs_padded_median", "× padded (median epoch)", ".2f"),
     ])
     packed = results["slap_packed"]
     emit(BENCH, "targets",
          packed_vs_padded=round(packed["speed_vs_padded"], 3),
+         packed_vs_padded_median_epoch=round(packed["speed_vs_padded_median"], 3),
          packed_target_1_6x_met=packed["speed_vs_padded"] >= 1.6,
          packed_padding_waste=round(packed["padding_waste"], 5),
          padding_target_2pct_met=packed["padding_waste"] <= 0.02,
