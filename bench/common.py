@@ -35,7 +35,9 @@ MIB = 1024 * 1024
 
 # The text tower of every model in the benchmarks: all-MiniLM-L6-v2's shape (SLAP's `tiny` text
 # tower). The benchmarks compare audio towers; a shared small text tower keeps it that way.
-SMALL_TEXT = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+SMALL_TEXT = dict(
+    hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+)
 
 
 class Runner(Protocol):
@@ -264,9 +266,15 @@ def clap_config(fusion: bool = False, quick: bool = False):
     audio = {"enable_fusion": fusion}
     text = dict(SMALL_TEXT)
     if quick:
-        audio.update(hidden_size=64, patch_embeds_hidden_size=8, depths=[1, 1, 1, 1],
-                     num_attention_heads=[1, 2, 4, 8])
-        text.update(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+        audio.update(
+            hidden_size=64,
+            patch_embeds_hidden_size=8,
+            depths=[1, 1, 1, 1],
+            num_attention_heads=[1, 2, 4, 8],
+        )
+        text.update(
+            hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+        )
     return ClapConfig(audio_config=audio, text_config=text)
 
 
@@ -276,7 +284,7 @@ def param_count(module: torch.nn.Module) -> int:
 
 @dataclass
 class MatchedSize:
-    """A SLAP audio config whose FLOPs per audio second match a target (see `htsat_matched_config`)."""
+    """A SLAP audio config whose FLOPs per audio second match a target (`htsat_matched_config`)."""
 
     audio_config: dict
     flops_per_audio_second: float
@@ -296,7 +304,8 @@ def htsat_matched_config(quick: bool = False) -> MatchedSize:
 
     from .workload import cache_dir
 
-    key = f"matched-{'quick' if quick else 'full'}-torch{torch.__version__}-tf{transformers.__version__}-v1.json"
+    versions = f"torch{torch.__version__}-tf{transformers.__version__}"
+    key = f"matched-{'quick' if quick else 'full'}-{versions}-v1.json"
     path = cache_dir() / key
     if path.exists():
         return MatchedSize(**json.loads(path.read_text()))
@@ -315,20 +324,30 @@ def _search_matched_config(quick: bool) -> MatchedSize:
     torch.manual_seed(0)
     wave48 = np.random.default_rng(0).standard_normal(480_000).astype(np.float32) * 0.1
     clap = ClapModel(clap_config(quick=quick)).eval()
-    inputs = ClapFeatureExtractor(truncation="rand_trunc")([wave48], sampling_rate=48_000, return_tensors="pt")
+    inputs = ClapFeatureExtractor(truncation="rand_trunc")(
+        [wave48], sampling_rate=48_000, return_tensors="pt"
+    )
     with torch.inference_mode(), flop_counter() as counter:
         clap.audio_model(**inputs)
     target = counter.get_total_flops() / 10.0
 
     features = SlapFeatureExtractor()([wave48[::3].copy()], sampling_rate=16_000)
     seconds = int(features["audio_lengths"][0]) / 100.0  # 100 frames per second
-    widths, depths, head_dim = ((32, 64, 96), (3,), 16) if quick else (range(256, 1025, 64), (9, 12), 64)
+    widths, depths, head_dim = (
+        ((32, 64, 96), (3,), 16) if quick else (range(256, 1025, 64), (9, 12), 64)
+    )
     candidates = []
     for depth in depths:
         for width in widths:
             heads = width // head_dim
-            config = dict(hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads,
-                          intermediate_size=4 * width, pooling_heads=heads, local_window=24)
+            config = dict(
+                hidden_size=width,
+                num_hidden_layers=depth,
+                num_attention_heads=heads,
+                intermediate_size=4 * width,
+                pooling_heads=heads,
+                local_window=24,
+            )
             with torch.inference_mode(), flop_counter() as counter:
                 SlapAudioModel(slap_config(config).audio_config).eval()(**features)
             per_second = counter.get_total_flops() / seconds
@@ -436,8 +455,13 @@ def run_side_by_side(
                 for name in active:
                     if part < results[name].get("parts", 1):
                         timings[name][-1].append(executors[name].call("run", part))
-            _log(progress, f"pass {r + 1}/{repeats}: " + ", ".join(
-                f"{n} {sum(p['seconds'] for p in timings[n][-1]):.2f} s" for n in active))
+            _log(
+                progress,
+                f"pass {r + 1}/{repeats}: "
+                + ", ".join(
+                    f"{n} {sum(p['seconds'] for p in timings[n][-1]):.2f} s" for n in active
+                ),
+            )
     finally:
         for executor in executors.values():
             executor.close()

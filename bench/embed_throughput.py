@@ -22,7 +22,7 @@ CLAP gets 48 kHz audio (its only rate), SLAP 16 kHz audio of the same clips (its
 `slap_matched` also reports its front end on the 48 kHz audio (resampling included) and with one
 thread (`fe_1thread_seconds`; CLAP's numpy front end is single-threaded too).
 
-    python -m bench.embed_throughput            # full run (~7 min on 2 quiet cores)
+    python -m bench.embed_throughput            # full run (~6.5 min on 2 quiet cores)
     python -m bench.embed_throughput --quick    # micro models, 4 clips, in-process (~20 s)
 """
 
@@ -76,25 +76,41 @@ class SlapEmbed:
             with flop_counter() if count else nullcontext() as counter:
                 _ = self.model.get_audio_features(**features).pooler_output
             end = time.perf_counter()
-        return {"seconds": end - start, "fe_seconds": mid - start, "model_seconds": end - mid,
-                "flops": counter.get_total_flops() if count else 0,
-                "frames": int(features["audio_lengths"].sum())}
+        return {
+            "seconds": end - start,
+            "fe_seconds": mid - start,
+            "model_seconds": end - mid,
+            "flops": counter.get_total_flops() if count else 0,
+            "frames": int(features["audio_lengths"].sum()),
+        }
 
     def setup(self) -> dict:
         audio_s = sum(s.duration for s in self.specs)
         with PeakMemory() as memory:
             warm = _sum([self._batch(waves, count=True) for waves in self.batches])
         fields = {
-            "parts": len(self.batches), "model": "SlapModel", "audio_params": param_count(self.model.audio_model),
-            "audio_config": {k: getattr(self.model.config.audio_config, k) for k in
-                             ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                              "intermediate_size", "local_window")},
-            "coverage_mean": 1.0, "coverage_audio": 1.0,
+            "parts": len(self.batches),
+            "model": "SlapModel",
+            "audio_params": param_count(self.model.audio_model),
+            "audio_config": {
+                k: getattr(self.model.config.audio_config, k)
+                for k in (
+                    "hidden_size",
+                    "num_hidden_layers",
+                    "num_attention_heads",
+                    "intermediate_size",
+                    "local_window",
+                )
+            },
+            "coverage_mean": 1.0,
+            "coverage_audio": 1.0,
             # the front end rounds each clip up to whole 160 ms patches: the only non-audio input
-            "input_seconds": warm["frames"] / 100, "repeat_padding": 0.0,
+            "input_seconds": warm["frames"] / 100,
+            "repeat_padding": 0.0,
             "rounding_padding": round(1 - audio_s * 100 / warm["frames"], 5),
             "tokens": warm["frames"] // 4,
-            "model_flops": warm["flops"], **memory.fields(),
+            "model_flops": warm["flops"],
+            **memory.fields(),
         }
         if self.fe_at_48k:  # front-end variants, best of 2 passes each
             waves48 = list(batches(load_audio(self.specs, CLAP_RATE)))
@@ -140,7 +156,9 @@ class ClapEmbed:
         self.batches = list(batches(load_audio(self.specs, CLAP_RATE)))
         self.window = int(CLAP_WINDOW_S * CLAP_RATE)
 
-    def _features(self, waves: list[np.ndarray]) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
+    def _features(
+        self, waves: list[np.ndarray]
+    ) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
         """Front end: inputs for the model, plus (chunk weights, owning clip) in `chunks` mode."""
         if self.mode != "chunks":
             return self.fe(waves, sampling_rate=CLAP_RATE, return_tensors="pt"), None, None
@@ -153,7 +171,9 @@ class ClapEmbed:
         weights = torch.tensor([p.shape[0] for p in pieces], dtype=torch.float32)[:, None]
         return inputs, weights, torch.tensor(owner)
 
-    def _embed(self, inputs: dict, weights: torch.Tensor | None, owner: torch.Tensor | None) -> torch.Tensor:
+    def _embed(
+        self, inputs: dict, weights: torch.Tensor | None, owner: torch.Tensor | None
+    ) -> torch.Tensor:
         embeds = self.model.get_audio_features(**inputs).pooler_output  # (clips or chunks, dim)
         if weights is None:
             return embeds
@@ -170,8 +190,12 @@ class ClapEmbed:
             with flop_counter() if count else nullcontext() as counter:
                 self._embed(*features)
             end = time.perf_counter()
-        return {"seconds": end - start, "fe_seconds": mid - start, "model_seconds": end - mid,
-                "flops": counter.get_total_flops() if count else 0}
+        return {
+            "seconds": end - start,
+            "fe_seconds": mid - start,
+            "model_seconds": end - mid,
+            "flops": counter.get_total_flops() if count else 0,
+        }
 
     def coverage(self) -> dict:
         """What the encoder sees of each clip, from the clip durations (CLAP's own rules)."""
@@ -184,7 +208,8 @@ class ClapEmbed:
             windows = np.ones_like(d)
             seen = np.minimum(d, w)
         fields = {
-            "coverage_mean": float(np.mean(seen / d)), "coverage_audio": float(seen.sum() / d.sum()),
+            "coverage_mean": float(np.mean(seen / d)),
+            "coverage_audio": float(seen.sum() / d.sum()),
             "input_seconds": float(windows.sum() * w),
             "repeat_padding": float((windows * w - seen).sum() / (windows.sum() * w)),
         }
@@ -198,9 +223,14 @@ class ClapEmbed:
     def setup(self) -> dict:
         with PeakMemory() as memory:
             warm = _sum([self._batch(part, count=True) for part in range(len(self.batches))])
-        return {"parts": len(self.batches), "model": "ClapModel",
-                "audio_params": param_count(self.model.audio_model), **self.coverage(),
-                "model_flops": warm["flops"], **memory.fields()}
+        return {
+            "parts": len(self.batches),
+            "model": "ClapModel",
+            "audio_params": param_count(self.model.audio_model),
+            **self.coverage(),
+            "model_flops": warm["flops"],
+            **memory.fields(),
+        }
 
     def run(self, part: int) -> dict:
         out = self._batch(part)
@@ -242,11 +272,19 @@ def make_clap(mode: str, quick: bool) -> ClapEmbed:
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="micro models, 4 clips, in-process")
-    parser.add_argument("--repeats", type=int, default=None, help="timed passes (default 3, quick 1)")
-    parser.add_argument("--base-repeats", type=int, default=1, help="timed passes of SLAP base (the slowest)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed passes (default 3, quick 1)"
+    )
+    parser.add_argument(
+        "--base-repeats", type=int, default=1, help="timed passes of SLAP base (the slowest)"
+    )
     parser.add_argument("--no-base", action="store_true", help="skip SLAP base")
-    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
-                        help="one process per configuration (default: on, off with --quick)")
+    parser.add_argument(
+        "--isolate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one process per configuration (default: on, off with --quick)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     repeats = args.repeats or (1 if quick else 3)
@@ -259,15 +297,26 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         load_audio(specs, rate)
 
     matched = htsat_matched_config(quick)
-    emit(BENCH, "matched_size", audio_config=matched.audio_config,
-         slap_flops_per_audio_s=matched.flops_per_audio_second,
-         htsat_flops_per_audio_s=matched.target_flops_per_audio_second)
-    configs = {f"clap_{m}": (make_clap, {"mode": m, "quick": quick}) for m in ("crop", "fusion", "chunks")}
+    emit(
+        BENCH,
+        "matched_size",
+        audio_config=matched.audio_config,
+        slap_flops_per_audio_s=matched.flops_per_audio_second,
+        htsat_flops_per_audio_s=matched.target_flops_per_audio_second,
+    )
+    configs = {
+        f"clap_{m}": (make_clap, {"mode": m, "quick": quick}) for m in ("crop", "fusion", "chunks")
+    }
     sizes = ["micro"] if quick else ["tiny"] + ([] if args.no_base else ["base"])
     for size in sizes:
         configs[f"slap_{size}"] = (make_slap, {"audio": size, "quick": quick})
-    configs["slap_matched"] = (make_slap, {"audio": matched.audio_config, "quick": quick, "fe_at_48k": True})
-    results = run_side_by_side(configs, repeats, isolate=isolate, max_passes={"slap_base": args.base_repeats})
+    configs["slap_matched"] = (
+        make_slap,
+        {"audio": matched.audio_config, "quick": quick, "fe_at_48k": True},
+    )
+    results = run_side_by_side(
+        configs, repeats, isolate=isolate, max_passes={"slap_base": args.base_repeats}
+    )
     return report(results, describe(specs))
 
 
@@ -278,7 +327,8 @@ def report(results: dict[str, dict], work: dict) -> dict[str, dict]:
     rows = []
     for name, r in results.items():
         r.update(
-            audio_s_per_s=audio_s / r["seconds"], clips_per_s=clips / r["seconds"],
+            audio_s_per_s=audio_s / r["seconds"],
+            clips_per_s=clips / r["seconds"],
             seen_audio_s_per_s=audio_s * r["coverage_audio"] / r["seconds"],
             fe_fraction=r["fe_seconds"] / r["seconds"],
             flops_per_audio_s=r["model_flops"] / audio_s,
@@ -286,37 +336,59 @@ def report(results: dict[str, dict], work: dict) -> dict[str, dict]:
             model_gflops_per_s=r["model_flops"] / r["model_seconds"] / 1e9,
             speed_vs_clap_chunks=reference / r["seconds"],
             # the same ratio from whole passes (median pass), a check on the per-batch-best estimate
-            speed_vs_clap_chunks_median=results["clap_chunks"]["seconds_median"] / r["seconds_median"],
+            speed_vs_clap_chunks_median=results["clap_chunks"]["seconds_median"]
+            / r["seconds_median"],
         )
         emit(BENCH, name, batch_size=BATCH_SIZE, **r)
-        rows.append({"config": name, **r, "gflop_per_audio_s": r["flops_per_audio_s"] / 1e9,
-                     "gflop_per_input_s": r["flops_per_input_s"] / 1e9,
-                     "audio_mparams": r["audio_params"] / 1e6})
-    print_table("Embedding throughput (waveform → normalised embedding, batch 8, 2 threads)", rows, [
-        ("config", "config", ""), ("audio_mparams", "audio M params", ".1f"),
-        ("audio_s_per_s", "audio s/s", ".1f"), ("clips_per_s", "clips/s", ".2f"),
-        ("coverage_mean", "coverage (mean clip)", ".0%"), ("coverage_audio", "coverage (audio)", ".0%"),
-        ("repeat_padding", "repeat-pad of input", ".1%"), ("seen_audio_s_per_s", "seen audio s/s", ".1f"),
-        ("gflop_per_audio_s", "GFLOP/audio s", ".2f"), ("gflop_per_input_s", "GFLOP/input s", ".2f"),
-        ("model_gflops_per_s", "model GFLOP/s", ".1f"), ("fe_fraction", "front end", ".1%"),
-        ("peak_delta_mib", "peak Δ MiB", ".0f"), ("speed_vs_clap_chunks", "× clap_chunks", ".2f"),
-        ("speed_vs_clap_chunks_median", "× clap_chunks (median pass)", ".2f"),
-    ])
+        rows.append(
+            {
+                "config": name,
+                **r,
+                "gflop_per_audio_s": r["flops_per_audio_s"] / 1e9,
+                "gflop_per_input_s": r["flops_per_input_s"] / 1e9,
+                "audio_mparams": r["audio_params"] / 1e6,
+            }
+        )
+    print_table(
+        "Embedding throughput (waveform → normalised embedding, batch 8, 2 threads)",
+        rows,
+        [
+            ("config", "config", ""),
+            ("audio_mparams", "audio M params", ".1f"),
+            ("audio_s_per_s", "audio s/s", ".1f"),
+            ("clips_per_s", "clips/s", ".2f"),
+            ("coverage_mean", "coverage (mean clip)", ".0%"),
+            ("coverage_audio", "coverage (audio)", ".0%"),
+            ("repeat_padding", "repeat-pad of input", ".1%"),
+            ("seen_audio_s_per_s", "seen audio s/s", ".1f"),
+            ("gflop_per_audio_s", "GFLOP/audio s", ".2f"),
+            ("gflop_per_input_s", "GFLOP/input s", ".2f"),
+            ("model_gflops_per_s", "model GFLOP/s", ".1f"),
+            ("fe_fraction", "front end", ".1%"),
+            ("peak_delta_mib", "peak Δ MiB", ".0f"),
+            ("speed_vs_clap_chunks", "× clap_chunks", ".2f"),
+            ("speed_vs_clap_chunks_median", "× clap_chunks (median pass)", ".2f"),
+        ],
+    )
     checks = {}
     if "slap_matched" in results:
         m = results["slap_matched"]
         checks["peer_ratio_matched_vs_clap_chunks"] = round(m["speed_vs_clap_chunks"], 3)
-        checks["peer_ratio_matched_vs_clap_chunks_median_pass"] = round(m["speed_vs_clap_chunks_median"], 3)
+        checks["peer_ratio_matched_vs_clap_chunks_median_pass"] = round(
+            m["speed_vs_clap_chunks_median"], 3
+        )
         checks["peer_target_1_5x_met"] = m["speed_vs_clap_chunks"] >= 1.5
         checks["matched_flops_ratio_slap_over_htsat"] = round(
-            m["flops_per_input_s"] / results["clap_crop"]["flops_per_input_s"], 3)
+            m["flops_per_input_s"] / results["clap_crop"]["flops_per_input_s"], 3
+        )
         checks["front_end_fraction_matched"] = round(m["fe_fraction"], 4)
         checks["front_end_target_5pct_met"] = m["fe_fraction"] <= 0.05
         for key in ("fe48k_seconds", "fe_1thread_seconds"):
             if key in m:
                 variant = key.removeprefix("fe").removesuffix("_seconds").strip("_")
                 checks[f"front_end_fraction_matched_{variant}"] = round(
-                    m[key] / (m[key] + m["model_seconds"]), 4)
+                    m[key] / (m[key] + m["model_seconds"]), 4
+                )
         checks["clap_crop_front_end_fraction"] = round(results["clap_crop"]["fe_fraction"], 4)
     emit(BENCH, "targets", **checks)
     return results

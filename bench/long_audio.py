@@ -11,9 +11,9 @@ The chunked mode (`embed_chunked`) cuts the recording into `--chunk-minutes` chu
 one after another and averages the normalised chunk embeddings weighted by chunk duration; its
 memory is one chunk's. `modeling_slap` has no chunked helper yet, so it lives here.
 
-    python -m bench.long_audio                       # tiny 10 s–10 min + 60 min chunked, base 10–60 s
-    python -m bench.long_audio --base 10 60 300      # base durations (seconds) to add
-    python -m bench.long_audio --quick               # micro model, 10 s and 60 s, chunked 2 min
+    python -m bench.long_audio                   # tiny 10 s–10 min, 60 min chunked, base 10–60 s
+    python -m bench.long_audio --base 10 60 300  # base durations (seconds; default 10 60)
+    python -m bench.long_audio --quick           # micro model, 10 s and 60 s, chunked 2 min
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ from .workload import render_long
 
 BENCH = "long_audio"
 SAMPLING_RATE = 16_000
+TOKENS_PER_S = 25  # 4 frequency patches per 160 ms column
 
 
-def embed_chunked(model, feature_extractor, waveform: np.ndarray, sampling_rate: int,
-                  chunk_seconds: float) -> torch.Tensor:
+def embed_chunked(
+    model, feature_extractor, waveform: np.ndarray, sampling_rate: int, chunk_seconds: float
+) -> torch.Tensor:
     """Embed a recording too long for one pass: chunks of `chunk_seconds`, embedded one at a time,
     their normalised embeddings averaged weighted by duration and renormalised. `(1, dim)`."""
     step = int(chunk_seconds * sampling_rate)
@@ -69,24 +71,39 @@ class LongAudioRunner:
     def setup(self) -> dict:
         with torch.inference_mode():  # warm-up on 2 s (kernels, thread pool), short enough that
             # the measured pass allocates its own working memory even at 10 s
-            self.model.get_audio_features(**self.fe([self.waveform[: 2 * SAMPLING_RATE]], sampling_rate=SAMPLING_RATE))
-        return {"audio_seconds": self.seconds, "tokens_per_pass": int(min(self.seconds, self.chunk_seconds or self.seconds) * 25),
-                "mode": "chunked" if self.chunk_seconds else "one_pass", "chunk_seconds": self.chunk_seconds,
-                "parts": 1}
+            self.model.get_audio_features(
+                **self.fe([self.waveform[: 2 * SAMPLING_RATE]], sampling_rate=SAMPLING_RATE)
+            )
+        return {
+            "audio_seconds": self.seconds,
+            "tokens_per_pass": int(
+                min(self.seconds, self.chunk_seconds or self.seconds) * TOKENS_PER_S
+            ),
+            "mode": "chunked" if self.chunk_seconds else "one_pass",
+            "chunk_seconds": self.chunk_seconds,
+            "parts": 1,
+        }
 
     def run(self, part: int = 0) -> dict:
         with PeakMemory() as memory, torch.inference_mode():
             start = time.perf_counter()
             if self.chunk_seconds:
-                embed = embed_chunked(self.model, self.fe, self.waveform, SAMPLING_RATE, self.chunk_seconds)
+                embed = embed_chunked(
+                    self.model, self.fe, self.waveform, SAMPLING_RATE, self.chunk_seconds
+                )
                 fe_s = None
             else:
                 features = self.fe([self.waveform], sampling_rate=SAMPLING_RATE)
                 fe_s = time.perf_counter() - start
                 embed = self.model.get_audio_features(**features).pooler_output
             seconds = time.perf_counter() - start
-        return {"seconds": seconds, "fe_seconds": fe_s, "embedding_norm": float(embed.norm()),
-                "finite": bool(torch.isfinite(embed).all()), **memory.fields()}
+        return {
+            "seconds": seconds,
+            "fe_seconds": fe_s,
+            "embedding_norm": float(embed.norm()),
+            "finite": bool(torch.isfinite(embed).all()),
+            **memory.fields(),
+        }
 
 
 def make_runner(size: str, seconds: float, chunk_seconds: float | None = None) -> LongAudioRunner:
@@ -95,14 +112,24 @@ def make_runner(size: str, seconds: float, chunk_seconds: float | None = None) -
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="micro model, short recordings, in-process")
+    parser.add_argument(
+        "--quick", action="store_true", help="micro model, short recordings, in-process"
+    )
     parser.add_argument("--size", default="tiny", help="SLAP size of the main rows (default tiny)")
     parser.add_argument("--durations", type=float, nargs="*", default=[10, 60, 300, 600])
-    parser.add_argument("--base", type=float, nargs="*", default=[10, 60], help="base durations (s)")
-    parser.add_argument("--chunked-minutes", type=float, default=60.0, help="length of the chunked recording")
+    parser.add_argument(
+        "--base", type=float, nargs="*", default=[10, 60], help="base durations (s)"
+    )
+    parser.add_argument(
+        "--chunked-minutes", type=float, default=60.0, help="length of the chunked recording"
+    )
     parser.add_argument("--chunk-minutes", type=float, default=10.0)
-    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
-                        help="one process per configuration (default: on, off with --quick)")
+    parser.add_argument(
+        "--isolate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one process per configuration (default: on, off with --quick)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.durations, args.base = "micro", [10, 60], []
@@ -115,8 +142,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         for seconds in durations:
             configs[f"{size}_{seconds:g}s"] = (make_runner, {"size": size, "seconds": seconds})
     chunked = f"{args.size}_{args.chunked_minutes:g}min_chunked"
-    configs[chunked] = (make_runner, {"size": args.size, "seconds": args.chunked_minutes * 60,
-                                      "chunk_seconds": args.chunk_minutes * 60})
+    configs[chunked] = (
+        make_runner,
+        {
+            "size": args.size,
+            "seconds": args.chunked_minutes * 60,
+            "chunk_seconds": args.chunk_minutes * 60,
+        },
+    )
     results = run_side_by_side(configs, repeats=1, isolate=isolate)
     return report(results)
 
@@ -125,18 +158,27 @@ def report(results: dict[str, dict]) -> dict[str, dict]:
     """Per-minute memory and speed, JSON lines, the table, the §9 checks."""
     rows = []
     for name, r in results.items():
-        r.update(audio_s_per_s=r["audio_seconds"] / r["seconds"],
-                 mib_per_audio_minute=r["peak_delta_mib"] / (r["audio_seconds"] / 60))
+        r.update(
+            audio_s_per_s=r["audio_seconds"] / r["seconds"],
+            mib_per_audio_minute=r["peak_delta_mib"] / (r["audio_seconds"] / 60),
+        )
         emit(BENCH, name, **r)
         rows.append({"config": name, **r})
-    print_table("Long audio (one recording, 2 threads)", rows, [
-        ("config", "config", ""), ("mode", "mode", ""), ("audio_seconds", "audio s", ".0f"),
-        ("seconds", "time s", ".2f"), ("audio_s_per_s", "audio s/s", ".1f"),
-        ("peak_delta_mib", "peak Δ MiB", ".0f"), ("mib_per_audio_minute", "MiB / audio min", ".1f"),
-        ("finite", "finite", ""),
-    ])
+    print_table(
+        "Long audio (one recording, 2 threads)",
+        rows,
+        [
+            ("config", "config", ""),
+            ("mode", "mode", ""),
+            ("audio_seconds", "audio s", ".0f"),
+            ("seconds", "time s", ".2f"),
+            ("audio_s_per_s", "audio s/s", ".1f"),
+            ("peak_delta_mib", "peak Δ MiB", ".0f"),
+            ("mib_per_audio_minute", "MiB / audio min", ".1f"),
+            ("finite", "finite", ""),
+        ],
+    )
     one_pass = [r for r in results.values() if r["mode"] == "one_pass"]
-    longest = max(one_pass, key=lambda r: r["audio_seconds"])
     chunked = [r for r in results.values() if r["mode"] == "chunked"]
     by_size: dict[str, list[dict]] = {}
     for name, r in results.items():
@@ -148,11 +190,14 @@ def report(results: dict[str, dict]) -> dict[str, dict]:
         ref = next((r for r in rows_ if r["audio_seconds"] >= 60), None)
         if ref is not None and rows_[-1] is not ref and ref["peak_delta_mib"] > 0:
             growth[size] = round(rows_[-1]["mib_per_audio_minute"] / ref["mib_per_audio_minute"], 3)
-    emit(BENCH, "targets",
-         longest_one_pass_seconds=longest["audio_seconds"],
-         ten_minutes_one_pass_met=any(r["audio_seconds"] >= 600 and r["finite"] for r in one_pass),
-         memory_per_minute_longest_over_60s=growth,
-         chunked_met=any(r["finite"] for r in chunked))
+    emit(
+        BENCH,
+        "targets",
+        longest_one_pass_seconds=max((r["audio_seconds"] for r in one_pass), default=None),
+        ten_minutes_one_pass_met=any(r["audio_seconds"] >= 600 and r["finite"] for r in one_pass),
+        memory_per_minute_longest_over_60s=growth,
+        chunked_met=any(r["finite"] for r in chunked),
+    )
     return results
 
 

@@ -83,7 +83,9 @@ def _envelope(samples: int, sampling_rate: int, attack: float, release: float) -
     return env * np.minimum(1.0, np.exp(-(release - tail) * 4.0 / max(release, 1e-3)))
 
 
-def _event(kind: str, params: dict, samples: int, sampling_rate: int, rng: np.random.Generator) -> np.ndarray:
+def _event(
+    kind: str, params: dict, samples: int, sampling_rate: int, rng: np.random.Generator
+) -> np.ndarray:
     """One sound event of `samples` samples."""
     t = np.arange(samples) / sampling_rate
     nyquist = sampling_rate / 2
@@ -156,7 +158,9 @@ def render(spec: ClipSpec, sampling_rate: int) -> np.ndarray:
     return audio.astype(np.float32)
 
 
-def render_long(duration: float, sampling_rate: int, seed: int = SEED, segment: float = 30.0) -> np.ndarray:
+def render_long(
+    duration: float, sampling_rate: int, seed: int = SEED, segment: float = 30.0
+) -> np.ndarray:
     """A long recording: consecutive `segment`-second clips rendered one by one (bounded memory)."""
     out = np.empty(max(1, round(duration * sampling_rate)), dtype=np.float32)
     count = math.ceil(duration / segment)
@@ -164,7 +168,9 @@ def render_long(duration: float, sampling_rate: int, seed: int = SEED, segment: 
     for k in range(count):
         first = round(k * segment * sampling_rate)
         last = min(out.shape[0], round((k + 1) * segment * sampling_rate))
-        spec = ClipSpec(index=k, duration=(last - first) / sampling_rate, seed=int(rng.integers(2**31)))
+        spec = ClipSpec(
+            index=k, duration=(last - first) / sampling_rate, seed=int(rng.integers(2**31))
+        )
         out[first:last] = render(spec, sampling_rate)[: last - first]
     return out
 
@@ -172,7 +178,9 @@ def render_long(duration: float, sampling_rate: int, seed: int = SEED, segment: 
 def cache_dir() -> Path:
     """Where rendered audio (and the matched-size search) is cached: `$SLAP_BENCH_CACHE`, default
     `slap_bench_cache` in the temp folder."""
-    return Path(os.environ.get("SLAP_BENCH_CACHE", Path(tempfile.gettempdir()) / "slap_bench_cache"))
+    return Path(
+        os.environ.get("SLAP_BENCH_CACHE", Path(tempfile.gettempdir()) / "slap_bench_cache")
+    )
 
 
 def load_audio(specs: Sequence[ClipSpec], sampling_rate: int) -> list[np.ndarray]:

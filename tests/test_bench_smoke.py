@@ -26,8 +26,12 @@ def run_quick(bench: str, cache: Path) -> dict[str, dict]:
     """Run `python -m bench.<bench> --quick`; its JSON records by config name."""
     env = {**os.environ, "SLAP_BENCH_CACHE": str(cache)}
     done = subprocess.run(
-        [sys.executable, "-m", f"bench.{bench}", "--quick"], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", f"bench.{bench}", "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -45,17 +49,35 @@ def assert_keys(records: dict[str, dict], expected: dict[str, set[str]]) -> None
 
 def assert_finite(record: dict, keys: set[str]) -> None:
     for key in keys:
-        assert isinstance(record[key], (int, float)) and math.isfinite(record[key]), (key, record[key])
+        assert isinstance(record[key], (int, float)) and math.isfinite(record[key]), (
+            key,
+            record[key],
+        )
 
 
 def test_embed_throughput_quick(tmp_path: Path) -> None:
     records = run_quick("embed_throughput", tmp_path)
-    rates = {"audio_s_per_s", "clips_per_s", "fe_fraction", "flops_per_audio_s", "model_flops",
-             "coverage_mean", "coverage_audio", "repeat_padding", "speed_vs_clap_chunks"}
+    rates = {
+        "audio_s_per_s",
+        "clips_per_s",
+        "fe_fraction",
+        "flops_per_audio_s",
+        "model_flops",
+        "coverage_mean",
+        "coverage_audio",
+        "repeat_padding",
+        "speed_vs_clap_chunks",
+    }
     names = ["clap_crop", "clap_fusion", "clap_chunks", "slap_micro", "slap_matched"]
-    assert_keys(records, {"machine": {"cpu", "cores", "torch"}, "matched_size": {"audio_config"},
-                          "targets": {"peer_ratio_matched_vs_clap_chunks", "front_end_fraction_matched"},
-                          **{n: rates | RUN_KEYS | MEMORY_KEYS for n in names}})
+    assert_keys(
+        records,
+        {
+            "machine": {"cpu", "cores", "torch"},
+            "matched_size": {"audio_config"},
+            "targets": {"peer_ratio_matched_vs_clap_chunks", "front_end_fraction_matched"},
+            **{n: rates | RUN_KEYS | MEMORY_KEYS for n in names},
+        },
+    )
     for name in names:
         assert_finite(records[name], rates)
         assert records[name]["model_flops"] > 0  # counted, CPU attention included
@@ -70,9 +92,19 @@ def test_embed_throughput_quick(tmp_path: Path) -> None:
 
 def test_train_step_quick(tmp_path: Path) -> None:
     records = run_quick("train_step", tmp_path)
-    keys = {"samples_per_s", "audio_s_per_s", "padding_waste", "step_flops", "steps", "speed_vs_padded"}
-    assert_keys(records, {n: keys | RUN_KEYS | MEMORY_KEYS for n in ("slap_packed", "slap_padded", "clap_crop")}
-                | {"targets": {"packed_vs_padded", "packed_padding_waste"}})
+    keys = {
+        "samples_per_s",
+        "audio_s_per_s",
+        "padding_waste",
+        "step_flops",
+        "steps",
+        "speed_vs_padded",
+    }
+    assert_keys(
+        records,
+        {n: keys | RUN_KEYS | MEMORY_KEYS for n in ("slap_packed", "slap_padded", "clap_crop")}
+        | {"targets": {"packed_vs_padded", "packed_padding_waste"}},
+    )
     for name in ("slap_packed", "slap_padded", "clap_crop"):
         assert_finite(records[name], keys)
     # packing wastes only the rounding to whole patches; padding to the longest clip wastes more
@@ -85,7 +117,9 @@ def test_long_audio_quick(tmp_path: Path) -> None:
     records = run_quick("long_audio", tmp_path)
     keys = {"audio_seconds", "audio_s_per_s", "mib_per_audio_minute", "embedding_norm"}
     names = ["micro_10s", "micro_60s", "micro_2min_chunked"]
-    assert_keys(records, {n: keys | RUN_KEYS | MEMORY_KEYS for n in names} | {"targets": {"chunked_met"}})
+    assert_keys(
+        records, {n: keys | RUN_KEYS | MEMORY_KEYS for n in names} | {"targets": {"chunked_met"}}
+    )
     for name in names:
         assert records[name]["finite"]
         assert records[name]["embedding_norm"] == pytest.approx(1.0, abs=1e-4)
@@ -94,8 +128,15 @@ def test_long_audio_quick(tmp_path: Path) -> None:
 def test_machine_limit_quick(tmp_path: Path) -> None:
     records = run_quick("machine_limit", tmp_path)
     keys = {"flops", "seconds", "achieved_gflops_per_s", "matmul_gflops", "fraction_of_matmul"}
-    assert_keys(records, {"audio_forward": keys, "train_step": keys, "matmul": {"matmul_gflops"},
-                          "targets": {"forward_fraction", "train_fraction"}})
+    assert_keys(
+        records,
+        {
+            "audio_forward": keys,
+            "train_step": keys,
+            "matmul": {"matmul_gflops"},
+            "targets": {"forward_fraction", "train_fraction"},
+        },
+    )
     for name in ("audio_forward", "train_step"):
         assert_finite(records[name], keys)
     # a training step (forward + backward of both towers) counts more FLOPs than the audio forward
