@@ -22,8 +22,8 @@ backward) and the peak memory; in the timed epochs the steps of the three config
 keeps its fastest repeat. SLAP's model size defaults to `matched` (FLOPs per audio second of
 HTSAT, see `common.htsat_matched_config`); both towers' text encoder is the same small BERT.
 
-The objective is one function, `slap_task`: today `SlapModel(...)(**batch, return_loss=True)`
-(the contrastive loss); when `SlapForPreTraining` lands, return it and its loss from there.
+The objective is one function, `slap_task`: `SlapForPreTraining` with all three losses
+(contrastive + masked self-distillation with the EMA teacher + captioning).
 
     python -m bench.train_step                 # full run (~2.5 min on 2 quiet cores)
     python -m bench.train_step --size tiny     # a smaller SLAP
@@ -69,15 +69,22 @@ Objective = Callable[[torch.nn.Module, dict], torch.Tensor]
 
 
 def contrastive_objective(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    """SlapModel's symmetric InfoNCE over the batch (the interim pretraining objective)."""
+    """The model's own symmetric InfoNCE over the batch (ClapModel's training loss)."""
     return model(**batch, return_loss=True).loss
 
 
-def slap_task(audio: str | dict) -> tuple[torch.nn.Module, Objective]:
-    """The model and objective of the SLAP rows: the one place to swap in `SlapForPreTraining`."""
-    from slap_audio.modeling_slap import SlapModel
+def full_objective(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """SLAP's full pretraining loss: contrastive + masked self-distillation (EMA teacher) +
+    captioning (captions are the batch's tokenized texts, -100 at padding)."""
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    return model(**batch, caption_labels=labels).loss
 
-    return SlapModel(slap_config(audio)), contrastive_objective
+
+def slap_task(audio: str | dict) -> tuple[torch.nn.Module, Objective]:
+    """The model and objective of the SLAP rows: `SlapForPreTraining` with all three objectives."""
+    from slap_audio.modeling_slap import SlapForPreTraining
+
+    return SlapForPreTraining(slap_config(audio)), full_objective
 
 
 def token_budget_batches(tokens: list[int], max_tokens: int) -> list[list[int]]:
