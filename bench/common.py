@@ -14,6 +14,7 @@ Nothing here is a test: the benchmarks are run by hand (see `bench/README.md`).
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing as mp
 import os
@@ -50,6 +51,23 @@ class Runner(Protocol):
 
 # ---------------------------------------------------------------------------------------------
 # machine, output
+
+
+def add_isolate_argument(parser: argparse.ArgumentParser) -> None:
+    """`--isolate/--no-isolate`: one process per configuration (default: on, off with --quick)."""
+    parser.add_argument(
+        "--isolate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one process per configuration (default: on, off with --quick)",
+    )
+
+
+def start_run(bench: str, args: argparse.Namespace) -> bool:
+    """Set the threads, print the machine line; returns whether configurations run isolated."""
+    set_threads()
+    emit(bench, "machine", **machine_info())
+    return (not args.quick) if args.isolate is None else args.isolate
 
 
 def set_threads() -> None:

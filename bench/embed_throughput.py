@@ -38,16 +38,16 @@ import torch
 from .common import (
     NUM_THREADS,
     PeakMemory,
+    add_isolate_argument,
     clap_config,
     emit,
     flop_counter,
     htsat_matched_config,
-    machine_info,
     param_count,
     print_table,
     run_side_by_side,
-    set_threads,
     slap_config,
+    start_run,
 )
 from .workload import BATCH_SIZE, CLAP_WINDOW_S, batches, describe, load_audio, workload
 
@@ -279,18 +279,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         "--base-repeats", type=int, default=1, help="timed passes of SLAP base (the slowest)"
     )
     parser.add_argument("--no-base", action="store_true", help="skip SLAP base")
-    parser.add_argument(
-        "--isolate",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="one process per configuration (default: on, off with --quick)",
-    )
+    add_isolate_argument(parser)
     args = parser.parse_args(argv)
     quick = args.quick
     repeats = args.repeats or (1 if quick else 3)
-    isolate = (not quick) if args.isolate is None else args.isolate
-    set_threads()
-    emit(BENCH, "machine", **machine_info())
+    isolate = start_run(BENCH, args)
     specs = workload(quick)
     emit(BENCH, "workload", **describe(specs))
     for rate in (CLAP_RATE, SLAP_RATE):  # render once; the workers load the cached audio

@@ -26,12 +26,12 @@ import torch
 
 from .common import (
     PeakMemory,
+    add_isolate_argument,
     emit,
-    machine_info,
     print_table,
     run_side_by_side,
-    set_threads,
     slap_config,
+    start_run,
 )
 from .workload import render_long
 
@@ -124,19 +124,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         "--chunked-minutes", type=float, default=60.0, help="length of the chunked recording"
     )
     parser.add_argument("--chunk-minutes", type=float, default=10.0)
-    parser.add_argument(
-        "--isolate",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="one process per configuration (default: on, off with --quick)",
-    )
+    add_isolate_argument(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.durations, args.base = "micro", [10, 60], []
         args.chunked_minutes, args.chunk_minutes = 2.0, 1.0
-    isolate = (not args.quick) if args.isolate is None else args.isolate
-    set_threads()
-    emit(BENCH, "machine", **machine_info())
+    isolate = start_run(BENCH, args)
     configs = {}
     for size, durations in ((args.size, args.durations), ("base", args.base)):
         for seconds in durations:

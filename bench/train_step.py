@@ -41,16 +41,16 @@ import torch
 
 from .common import (
     PeakMemory,
+    add_isolate_argument,
     clap_config,
     emit,
     flop_counter,
     htsat_matched_config,
-    machine_info,
     param_count,
     print_table,
     run_side_by_side,
-    set_threads,
     slap_config,
+    start_run,
 )
 from .workload import (
     BATCH_SIZE,
@@ -259,18 +259,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument(
         "--clap-clips", type=int, default=16, help="clips CLAP is timed on (0 = all of --clips)"
     )
-    parser.add_argument(
-        "--isolate",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="one process per configuration (default: on, off with --quick)",
-    )
+    add_isolate_argument(parser)
     args = parser.parse_args(argv)
     quick = args.quick
     repeats = args.repeats or (1 if quick else 2)
-    isolate = (not quick) if args.isolate is None else args.isolate
-    set_threads()
-    emit(BENCH, "machine", **machine_info())
+    isolate = start_run(BENCH, args)
     specs = workload(quick)
     emit(BENCH, "workload", **describe(specs[: (0 if quick else args.clips) or None]))
     for rate in (CLAP_RATE, SLAP_RATE):
