@@ -2,18 +2,27 @@
 (contrastive + masked self-distillation + captioning) against contrastive only, same model,
 same data, same step budget, on the built-in data.
 
-    python -m slap_audio.eval.ablation --config configs/demo.yaml --max-steps 150 --output-dir outputs/ablation
+    python -m slap_audio.eval.ablation --config configs/demo.yaml --max-steps 300 --output-dir outputs/ablation
 
-Each variant is trained with the `slap-train` machinery (validation retrieval every
-`--eval-steps`), then its release `SlapModel` is scored on the built-in test split (R@1/5/10 both
-ways, chance = 1 / test clips). Writes `ablation.json` (curves + test metrics) and
-`ablation_curves.png`.
+Variants (`--variants` picks some; each is trained with the `slap-train` machinery, validation
+retrieval every `--eval-steps`, then its release `SlapModel` is scored on the built-in test split):
+
+- `full`: SPEC §4 as written, one student pass over the masked audio feeds every objective;
+- `full_unmasked_pass`: the same objectives, plus a student pass over the unmasked audio for the
+  contrastive and captioning losses (`unmasked_student_pass=True`);
+- `contrastive_only`: CLAP, no masking (nothing needs it).
+
+Each variant writes `<output-dir>/<variant>/result.json`; the summary `ablation.json` and the plot
+`ablation_curves.png` gather every variant found there, so variants may run in separate processes
+(`--variants full` in one, `--variants contrastive_only` in another) and be summarised by
+`--summarize-only`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from slap_audio.eval.builtin_data import build_dataset
@@ -25,6 +34,7 @@ from slap_audio.training import cli as train_cli
 
 VARIANTS = {
     "full": {},
+    "full_unmasked_pass": {"unmasked_student_pass": True},
     "contrastive_only": {"self_supervised_weight": 0.0, "captioning_weight": 0.0},
 }
 
@@ -38,38 +48,73 @@ def test_metrics(model_dir: str, test_clips: int, seed: int) -> dict[str, float]
     return retrieval_metrics(embedded.audio, embedded.text, embedded.caption_to_audio)
 
 
+def run_variant(name: str, args: argparse.Namespace) -> dict:
+    """Train one variant, score it on the test split, write `<output-dir>/<name>/result.json`."""
+    run_dir = Path(args.output_dir) / name
+    overrides = VARIANTS[name]
+    started = time.perf_counter()
+    paths = train_cli.main([
+        args.config, "--output_dir", str(run_dir),
+        "--max_steps", str(args.max_steps), "--eval_size", str(args.eval_clips), "--eval_strategy", "steps", "--eval_steps", str(args.eval_steps),
+        "--save_strategy", "no", "--seed", str(args.seed), "--config_overrides", json.dumps(overrides),
+    ])
+    train_seconds = time.perf_counter() - started
+    history = json.loads((run_dir / "trainer_state.json").read_text())["log_history"]
+    curve = [
+        {"step": e["step"], "R@1": e["eval_text_to_audio_R@1"], "R@10": e["eval_text_to_audio_R@10"]}
+        for e in history if "eval_text_to_audio_R@1" in e
+    ]
+    result = {
+        "variant": name, "overrides": overrides, "config": args.config, "max_steps": args.max_steps,
+        "seed": args.seed, "train_seconds": round(train_seconds, 1), "validation_curve": curve,
+        "test_clips": args.test_clips, "test": test_metrics(paths["slap"], args.test_clips, args.seed),
+        "log_history": history,
+    }
+    (run_dir / "result.json").write_text(json.dumps(result, indent=2))
+    print(name, json.dumps(result["test"]), flush=True)
+    return result
+
+
+def summarize(output_dir: str | Path) -> dict:
+    """Gather every variant's `result.json` into `ablation.json` and plot the validation curves."""
+    out = Path(output_dir)
+    variants = {}
+    for name in VARIANTS:
+        path = out / name / "result.json"
+        if path.exists():
+            variants[name] = json.loads(path.read_text())
+    if not variants:
+        raise FileNotFoundError(f"no variant results (<variant>/result.json) under {out}")
+    test_clips = {v["test_clips"] for v in variants.values()}
+    results = {"chance_R@1": 1 / min(test_clips), "variants": variants}
+    curves = [
+        {"step": point["step"], f"{name}: validation T→A R@1": point["R@1"]}
+        for name, variant in variants.items() for point in variant["validation_curve"]
+    ] + [
+        {"step": entry["step"], f"{name}: contrastive loss": entry["contrastive_loss"]}
+        for name, variant in variants.items() for entry in variant["log_history"] if "contrastive_loss" in entry
+    ]
+    plot_training_curves(curves, out / "ablation_curves.png", title="SLAP ablation on the built-in data")
+    (out / "ablation.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/demo.yaml")
-    parser.add_argument("--max-steps", type=int, default=150)
-    parser.add_argument("--eval-steps", type=int, default=25)
+    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--eval-steps", type=int, default=50)
+    parser.add_argument("--eval-clips", type=int, default=200, help="validation clips of the curves")
     parser.add_argument("--test-clips", type=int, default=200)
     parser.add_argument("--output-dir", default="outputs/ablation")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--summarize-only", action="store_true", help="only gather existing results")
     args = parser.parse_args(argv)
-    out = Path(args.output_dir)
-    results = {"config": args.config, "max_steps": args.max_steps, "chance_R@1": 1 / args.test_clips, "variants": {}}
-    for name, overrides in VARIANTS.items():
-        run_dir = out / name
-        paths = train_cli.main([
-            args.config, "--output_dir", str(run_dir),
-            "--max_steps", str(args.max_steps), "--eval_strategy", "steps", "--eval_steps", str(args.eval_steps),
-            "--save_strategy", "no", "--seed", str(args.seed), "--config_overrides", json.dumps(overrides),
-        ])
-        history = json.loads((run_dir / "trainer_state.json").read_text())["log_history"]
-        curve = [{"step": e["step"], "R@1": e["eval_text_to_audio_R@1"]} for e in history if "eval_text_to_audio_R@1" in e]
-        results["variants"][name] = {
-            "overrides": overrides, "validation_curve": curve, "test": test_metrics(paths["slap"], args.test_clips, args.seed),
-            "log_history": history,
-        }
-        print(name, json.dumps(results["variants"][name]["test"]), flush=True)
-    curves = [
-        {"step": point["step"], f"{name}_val_text_to_audio_R@1": point["R@1"]}
-        for name, variant in results["variants"].items() for point in variant["validation_curve"]
-    ]
-    plot_training_curves(curves, out / "ablation_curves.png", title="validation R@1 (text→audio)")
-    (out / "ablation.json").write_text(json.dumps(results, indent=2))
-    return results
+    if not args.summarize_only:
+        for name in args.variants:
+            run_variant(name, args)
+    return summarize(args.output_dir)
 
 
 if __name__ == "__main__":

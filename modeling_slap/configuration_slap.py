@@ -183,7 +183,13 @@ class SlapConfig(PreTrainedConfig):
         byol_weight (`float`, *optional*, defaults to 0.0):
             Weight of the negative-free cross-modal BYOL loss of Siamese SLAP (0 = off).
         mask_ratio (`float`, *optional*, defaults to 0.5):
-            Fraction of each clip's patches the student does not see.
+            Fraction of each clip's patches the student does not see. Masking is applied when an
+            objective needs it: self-distillation, reconstruction, or `mask_mode="drop"`.
+        unmasked_student_pass (`bool`, *optional*, defaults to `False`):
+            `False`: one student pass over the masked audio feeds every objective (FLAP, cheapest).
+            `True`: a second student pass over the full audio feeds the contrastive, captioning and
+            BYOL losses, the masked pass only the masked objectives (SigLIP 2 / TIPS style): one more
+            audio forward and backward per step, and the contrast sees what it sees at inference.
         mask_mode (`str`, *optional*, defaults to `"replace"`):
             `"replace"`: masked patches become the learned mask token (iBOT); `"drop"`: the student
             encodes only visible patches and a one-block predictor fills the gaps (FLAP, cheaper).
@@ -230,6 +236,7 @@ class SlapConfig(PreTrainedConfig):
     reconstruction_weight: float = 0.0
     byol_weight: float = 0.0
     mask_ratio: float = 0.5
+    unmasked_student_pass: bool = False
     mask_mode: Literal["replace", "drop"] = "replace"
     mask_type: Literal["random", "time_block"] = "random"
     mask_block_columns: int = 5  # 0.8 s blocks

@@ -181,21 +181,31 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
         return 1.0 - (1.0 - start) * (math.cos(math.pi * progress) + 1) / 2
 
+    def uses_masking(self) -> bool:
+        """Whether the student's audio is masked: for the masked objectives, or FLAP's dropping."""
+        config = self.config
+        return bool(config.mask_mode == "drop" or config.self_supervised_weight or config.reconstruction_weight)
+
     def choose_masked(self, time_ids: torch.Tensor, token_lengths: torch.Tensor) -> torch.Tensor:
         """Masked positions `(total_tokens,)` bool: exactly `round(ratio · n)` tokens per clip (at most
-        n − 1), random patches or whole blocks of time columns, drawn from torch's RNG."""
+        n − 1), drawn from torch's RNG. `mask_type="random"`: random patches; `"time_block"`: blocks
+        of `mask_block_columns` time columns in random order, filled column by column (only the
+        last block taken may be partial, and only its last column split across frequencies)."""
         config = self.config
-        clip_ids = torch.repeat_interleave(torch.arange(len(token_lengths), device=time_ids.device), token_lengths)
-        scores = torch.rand(time_ids.shape, device=time_ids.device)
+        device = time_ids.device
+        clip_ids = torch.repeat_interleave(torch.arange(len(token_lengths), device=device), token_lengths)
+        keys = [torch.rand(time_ids.shape, device=device)]  # least significant first
         if config.mask_type == "time_block":
-            offsets = torch.randint(0, config.mask_block_columns, (len(token_lengths),), device=time_ids.device)
+            offsets = torch.randint(0, config.mask_block_columns, (len(token_lengths),), device=device)
             block = (time_ids + offsets[clip_ids]) // config.mask_block_columns
             _, block_index = torch.unique(torch.stack([clip_ids, block]), dim=1, return_inverse=True)
-            scores = torch.rand(int(block_index.max()) + 1, device=time_ids.device)[block_index] + scores * 1e-3
-        order = torch.argsort(clip_ids.double() * 2 + scores.double())  # by clip, then by score
+            keys += [time_ids, torch.rand(int(block_index.max()) + 1, device=device)[block_index]]
+        order = torch.arange(len(time_ids), device=device)
+        for key in [*keys, clip_ids]:  # lexicographic: by clip, then block, then column, then at random
+            order = order[torch.sort(key[order], stable=True).indices]
         starts = torch.cumsum(token_lengths, 0) - token_lengths
         rank = torch.empty_like(order)
-        rank[order] = torch.arange(len(order), device=order.device)
+        rank[order] = torch.arange(len(order), device=device)
         rank = rank - starts[clip_ids]
         budget = torch.minimum((token_lengths * config.mask_ratio).round().long(), token_lengths - 1)
         return rank < budget[clip_ids]
@@ -239,12 +249,20 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
             input_features, audio_lengths, audio_attention_mask
         )
         patches = patches.to(self.audio_model.patch_embed.weight.dtype)
-        masked = self.choose_masked(time_ids, token_lengths)
+        if self.uses_masking():
+            masked = self.choose_masked(time_ids, token_lengths)
+        else:
+            masked = torch.zeros_like(time_ids, dtype=torch.bool)
         dense, pooled = self._student_tokens(patches, time_ids, freq_ids, token_lengths, masked)
+        view_dense, view_pooled = dense, pooled  # what the contrastive, captioning and BYOL losses see
+        if config.unmasked_student_pass and masked.any():
+            audio = self.audio_model
+            unmasked = audio.encode(audio.patch_embed(patches), time_ids, freq_ids, token_lengths)
+            view_dense, view_pooled = unmasked.last_hidden_state, unmasked.pooler_output
 
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         text = self.text_model(input_ids, attention_mask, **extra)
-        audio_embeds = F.normalize(self.audio_projection(pooled), dim=-1)
+        audio_embeds = F.normalize(self.audio_projection(view_pooled), dim=-1)
         text_embeds = F.normalize(self.text_projection(text.pooler_output), dim=-1)
         scale = self.logit_scale_value()
         terms: dict[str, torch.Tensor] = {}
@@ -273,7 +291,7 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         if config.captioning_weight:
             if caption_labels is None:
                 raise ValueError("captioning_weight > 0 needs caption_labels (caption ids, -100 at padding)")
-            memory, memory_mask = pad_packed(dense, token_lengths)
+            memory, memory_mask = pad_packed(view_dense, token_lengths)
             logits = self.caption_decoder(input_ids, memory, memory_mask)
             terms["captioning_loss"] = captioning_loss(logits, caption_labels)
         if config.reconstruction_weight:
@@ -285,7 +303,7 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
                 target_audio = self.teacher_audio_projection(teacher.pooler_output)
                 target_text = self.teacher_text_projection(self.teacher_text_model(input_ids, attention_mask, **extra).pooler_output)
             terms["byol_loss"] = (
-                byol_loss(self.audio_predictor(self.audio_projection(pooled)), target_text)
+                byol_loss(self.audio_predictor(self.audio_projection(view_pooled)), target_text)
                 + byol_loss(self.text_predictor(self.text_projection(text.pooler_output)), target_audio)
             ) / 2
         weights = {
