@@ -33,7 +33,7 @@ from slap_audio.modeling_slap import SlapModel, SlapProcessor
 from slap_audio.training import cli as train_cli
 
 VARIANTS = {
-    "full": {},
+    "full": {"unmasked_student_pass": False},
     "full_unmasked_pass": {"unmasked_student_pass": True},
     "contrastive_only": {"self_supervised_weight": 0.0, "captioning_weight": 0.0},
 }
@@ -48,10 +48,16 @@ def test_metrics(model_dir: str, test_clips: int, seed: int) -> dict[str, float]
     return retrieval_metrics(embedded.audio, embedded.text, embedded.caption_to_audio)
 
 
+def config_overrides_of(config_path: str) -> dict:
+    """The `config_overrides` of a training config file (the variants are applied on top)."""
+    overrides = train_cli.read_config_file(config_path).get("config_overrides") or {}
+    return json.loads(overrides) if isinstance(overrides, str) else dict(overrides)
+
+
 def run_variant(name: str, args: argparse.Namespace) -> dict:
     """Train one variant, score it on the test split, write `<output-dir>/<name>/result.json`."""
     run_dir = Path(args.output_dir) / name
-    overrides = VARIANTS[name]
+    overrides = {**config_overrides_of(args.config), **VARIANTS[name]}
     started = time.perf_counter()
     paths = train_cli.main([
         args.config, "--output_dir", str(run_dir),

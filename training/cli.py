@@ -65,12 +65,17 @@ class DataArguments:
     crop_seconds: float = field(default=30.0, metadata={"help": "training crop of long clips (seeded)"})
 
 
-def config_to_argv(path: str) -> list[str]:
-    """A YAML/JSON config file as command-line flags (so later flags override it)."""
+def read_config_file(path: str) -> dict:
+    """The keys and values of a YAML or JSON training config."""
     with open(path) as handle:
         values = yaml.safe_load(handle) if path.endswith((".yaml", ".yml")) else json.load(handle)
+    return values or {}
+
+
+def config_to_argv(path: str) -> list[str]:
+    """A YAML/JSON config file as command-line flags (so later flags override it)."""
     argv = []
-    for key, value in (values or {}).items():
+    for key, value in read_config_file(path).items():
         if value is None:
             continue
         if isinstance(value, list):
