@@ -27,7 +27,7 @@ from pathlib import Path
 
 from slap_audio.eval.builtin_data import build_dataset
 from slap_audio.eval.embed import embed_examples
-from slap_audio.eval.plots import plot_training_curves
+from slap_audio.eval.plots import plot_compared_curves
 from slap_audio.eval.retrieval import retrieval_metrics
 from slap_audio.modeling_slap import SlapModel, SlapProcessor
 from slap_audio.training import cli as train_cli
@@ -93,14 +93,16 @@ def summarize(output_dir: str | Path) -> dict:
         raise FileNotFoundError(f"no variant results (<variant>/result.json) under {out}")
     test_clips = {v["test_clips"] for v in variants.values()}
     results = {"chance_R@1": 1 / min(test_clips), "variants": variants}
-    curves = [
-        {"step": point["step"], f"{name}: validation T→A R@1": point["R@1"]}
-        for name, variant in variants.items() for point in variant["validation_curve"]
-    ] + [
-        {"step": entry["step"], f"{name}: contrastive loss": entry["contrastive_loss"]}
-        for name, variant in variants.items() for entry in variant["log_history"] if "contrastive_loss" in entry
-    ]
-    plot_training_curves(curves, out / "ablation_curves.png", title="SLAP ablation on the built-in data")
+    panels = {
+        "validation text→audio R@1": {
+            name: [(p["step"], p["R@1"]) for p in v["validation_curve"]] for name, v in variants.items()
+        },
+        "training contrastive loss": {
+            name: [(e["step"], e["contrastive_loss"]) for e in v["log_history"] if "contrastive_loss" in e]
+            for name, v in variants.items()
+        },
+    }
+    plot_compared_curves(panels, out / "ablation_curves.png", title="SLAP ablation on the built-in data")
     (out / "ablation.json").write_text(json.dumps(results, indent=2))
     return results
 

@@ -230,3 +230,28 @@ def plot_training_curves(
         ax.axis("off")
     figure.suptitle(title)
     return _save(figure, path)
+
+
+def plot_compared_curves(
+    panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]],
+    path: str | os.PathLike,
+    *,
+    x_label: str = "step",
+    title: str = "",
+) -> Path:
+    """One panel per quantity, one line per run: `panels[quantity][run] = [(x, y), ...]`
+    (e.g. the validation R@1 of each ablation variant on shared axes)."""
+    figure = _figure(5 * len(panels), 3.5)
+    axes = np.atleast_1d(figure.subplots(1, len(panels), squeeze=False)).ravel()
+    for ax, (quantity, runs) in zip(axes, panels.items(), strict=True):
+        for run, points in runs.items():
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker="." if len(points) < 50 else None, label=run)
+        ax.set_title(quantity, fontsize=9)
+        ax.set_xlabel(x_label, fontsize=8)
+        ax.legend(fontsize=7)
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
+

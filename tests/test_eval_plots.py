@@ -51,6 +51,11 @@ def test_every_plot_writes_a_png(tmp_path):
             + [{"step": 10, "eval_loss": 0.2}],
             tmp_path / "sub" / "curves.png",
         ),
+        plots.plot_compared_curves(
+            {"R@1": {"full": [(60, 0.01), (120, 0.03)], "contrastive": [(60, 0.02), (120, 0.04)]},
+             "loss": {"full": [(10, 2.5), (20, 2.1)], "contrastive": []}},
+            tmp_path / "compared.png", title="ablation",
+        ),
     ]
     for path in written:
         assert path.exists() and _is_png(path), path
