@@ -6,6 +6,10 @@ One student pass over masked audio and one no-grad pass of the EMA teacher over 
   masked positions,
 - captioning from the student's dense tokens,
 - optionally FLAP's masked-patch reconstruction and Siamese SLAP's cross-modal BYOL.
+With `unmasked_student_pass=True` a second student pass over the full audio feeds the contrastive,
+captioning and BYOL losses (the masked pass then serves the masked objectives only); in small
+budgets the contrast learns several times faster per step that way (eval/ABLATION.md). Audio is
+masked only when an objective needs it (self-distillation, reconstruction, `mask_mode="drop"`).
 `forward` returns the weighted total and every component. The teacher is updated by
 `update_teacher(momentum)` after each optimizer step (the trainer's callback does it).
 """
