@@ -147,3 +147,24 @@ def test_text_encoder_learning_rate_scale(tmp_path):
     for name, param in trainable.items():
         expected = 1e-4 if name.startswith("text_model.encoder.") else 1e-3
         assert lr_of[id(param)] == pytest.approx(expected), name
+
+
+def test_gradient_accumulation_bf16_and_tensorboard(tmp_path):
+    """TrainingArguments features: two micro-batches per optimizer step, bf16 autocast on the CPU,
+    TensorBoard event files; the teacher's momentum follows optimizer steps."""
+    out = tmp_path / "accumulated"
+    main(SMALL_RUN + [
+        "--output_dir", str(out), "--max_steps", "2", "--save_steps", "2", "--eval_strategy", "no",
+        "--gradient_accumulation_steps", "2", "--bf16", "true", "--use_cpu", "true",
+        "--report_to", "tensorboard", "--logging_dir", str(out / "tb"),
+    ])
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    logs = [entry for entry in state["log_history"] if "loss" in entry]
+    assert [entry["step"] for entry in logs] == [1, 2]
+    for entry in logs:
+        assert all(torch.isfinite(torch.tensor(entry[k])) for k in ("loss", "contrastive_loss", "captioning_loss"))
+    model = SlapForPreTraining.from_pretrained(out / "checkpoint-2")
+    momenta = [entry["teacher_momentum"] for entry in logs]  # scheduled by optimizer steps, not micro-batches
+    assert momenta == [pytest.approx(model.teacher_momentum_at(1, 2), abs=1e-6), 1.0]
+    assert list((out / "tb").rglob("events.out.tfevents.*")), "no TensorBoard event file"
