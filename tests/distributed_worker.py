@@ -61,8 +61,12 @@ def main() -> None:
     dist.all_reduce(global_loss)
     grads = {name: p.grad.clone() for name, p in model.module.named_parameters() if p.grad is not None}
     torch.save({"loss": float(global_loss) / dist.get_world_size(), "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.barrier()  # no rank tears down while the other still talks
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     main()
+    # skip interpreter finalisation: once, a rank that had written its results hung
+    # there in a gloo thread, and torchrun waited for it until the test's timeout
+    os._exit(0)

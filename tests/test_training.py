@@ -149,14 +149,15 @@ def test_text_encoder_learning_rate_scale(tmp_path):
         assert lr_of[id(param)] == pytest.approx(expected), name
 
 
-def test_gradient_accumulation_bf16_and_tensorboard(tmp_path):
+def test_gradient_accumulation_bf16_and_tensorboard(tmp_path, monkeypatch):
     """TrainingArguments features: two micro-batches per optimizer step, bf16 autocast on the CPU,
     TensorBoard event files; the teacher's momentum follows optimizer steps."""
     out = tmp_path / "accumulated"
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(out / "tb"))  # transformers 5: no --logging_dir
     main(SMALL_RUN + [
         "--output_dir", str(out), "--max_steps", "2", "--save_steps", "2", "--eval_strategy", "no",
         "--gradient_accumulation_steps", "2", "--bf16", "true", "--use_cpu", "true",
-        "--report_to", "tensorboard", "--logging_dir", str(out / "tb"),
+        "--report_to", "tensorboard",
     ])
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
