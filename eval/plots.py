@@ -254,4 +254,3 @@ def plot_compared_curves(
     if title:
         figure.suptitle(title)
     return _save(figure, path)
-

@@ -215,18 +215,18 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         return rank < budget[clip_ids]
 
     def _student_tokens(
-        self, patches: torch.Tensor, time_ids: torch.Tensor, freq_ids: torch.Tensor,
+        self, embeddings: torch.Tensor, time_ids: torch.Tensor, freq_ids: torch.Tensor,
         token_lengths: torch.Tensor, masked: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Student pass on the masked view → (dense tokens for every position, pooled (clips, dim))."""
+        """Student pass over patch embeddings on the masked view → (dense tokens for every
+        position, pooled (clips, dim))."""
         audio = self.audio_model
-        embeddings = audio.patch_embed(patches)
         if self.config.mask_mode == "replace":
             embeddings = torch.where(masked[:, None], audio.mask_token.to(embeddings.dtype), embeddings)
             out = audio.encode(embeddings, time_ids, freq_ids, token_lengths)
             return out.last_hidden_state, out.pooler_output
         visible = ~masked
-        clip_ids = torch.repeat_interleave(torch.arange(len(token_lengths), device=patches.device), token_lengths)
+        clip_ids = torch.repeat_interleave(torch.arange(len(token_lengths), device=embeddings.device), token_lengths)
         visible_lengths = torch.bincount(clip_ids[visible], minlength=len(token_lengths))
         out = audio.encode(embeddings[visible], time_ids[visible], freq_ids[visible], visible_lengths)
         full = audio.mask_token.to(out.last_hidden_state.dtype).expand(len(masked), -1).clone()
@@ -253,15 +253,16 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
             input_features, audio_lengths, audio_attention_mask
         )
         patches = patches.to(self.audio_model.patch_embed.weight.dtype)
-        if self.uses_masking():
+        masking = self.uses_masking()
+        if masking:
             masked = self.choose_masked(time_ids, token_lengths)
         else:
             masked = torch.zeros_like(time_ids, dtype=torch.bool)
-        dense, pooled = self._student_tokens(patches, time_ids, freq_ids, token_lengths, masked)
+        embeddings = self.audio_model.patch_embed(patches)
+        dense, pooled = self._student_tokens(embeddings, time_ids, freq_ids, token_lengths, masked)
         view_dense, view_pooled = dense, pooled  # what the contrastive, captioning and BYOL losses see
-        if config.unmasked_student_pass and masked.any():
-            audio = self.audio_model
-            unmasked = audio.encode(audio.patch_embed(patches), time_ids, freq_ids, token_lengths)
+        if config.unmasked_student_pass and masking and config.mask_ratio > 0:
+            unmasked = self.audio_model.encode(embeddings, time_ids, freq_ids, token_lengths)
             view_dense, view_pooled = unmasked.last_hidden_state, unmasked.pooler_output
 
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
