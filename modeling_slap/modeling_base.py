@@ -24,6 +24,19 @@ class SlapPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _no_split_modules = ["SlapAudioLayer", "SlapDecoderLayer"]
 
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`. A model saved as remote code (after
+        `register_auto_classes()`, or loaded with `trust_remote_code=True`) lists every SLAP Auto class
+        in `auto_map`, so the folder serves `AutoModelForAudioClassification`, the captioning and
+        pretraining classes and the processor too, not only the class that saved it."""
+        if self.is_remote_code():
+            # Imported here: registration imports the model classes. Being a relative import of this
+            # file, it also makes `save_pretrained` copy every module that `auto_map` names.
+            from .registration import remote_code_auto_map
+
+            self.config.auto_map = remote_code_auto_map()
+        super().save_pretrained(save_directory, *args, **kwargs)
+
     def _init_weights(self, module: nn.Module) -> None:
         config = self.config
         std = getattr(config, "initializer_range", None)
