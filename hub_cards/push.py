@@ -6,14 +6,16 @@
 or from Python: `push_model(model_or_folder, "alice/slap-tiny", processor=processor, ...)`,
 `push_adapter(peft_model, "alice/slap-tiny-lora", base_model="alice/slap-tiny")`.
 
-The flow: find a token (`token=`, `HF_TOKEN` or `hf auth login`), stage every file in a temporary
+The flow: find a token (`token=`, `HF_TOKEN` or `hf auth login`) and check the endpoint it will be
+sent to (https, or http only on this machine's loopback), stage every file in a temporary
 folder (weights as safetensors only, `config.json` with `auto_map`, the model code, processor
 files, a README.md card rendered from the eval results, plots), check the staged folder and the
 card, ask the Hub who we are and whether the repository holds anything that is not ours, then
 create the repository / branch and upload everything in ONE commit. The commit also deletes
 files of an earlier push that this push no longer has, so the repository mirrors the staged
-folder. If the commit fails, a repository or branch created by this call is removed again.
-The token is sent only to `endpoint` and never printed or logged.
+folder. If a step fails before the commit lands, a repository or branch created by this call is
+removed again; once the commit has landed (even when its answer was lost to a timeout), nothing
+is removed. The token is sent only to `endpoint` and never printed or logged.
 
 `model.push_to_hub(repo_id)` / `processor.push_to_hub(repo_id)` from `transformers` also work
 (after `register_auto_classes()`), without the card and the checks.
@@ -22,6 +24,7 @@ The token is sent only to `endpoint` and never printed or logged.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import sys
@@ -30,6 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from huggingface_hub import (
     CommitInfo,
@@ -61,7 +65,7 @@ from .staging import (
     stage_plots,
 )
 
-__all__ = ["PushError", "main", "push_adapter", "push_model", "resolve_token"]
+__all__ = ["PushError", "checked_endpoint", "main", "push_adapter", "push_model", "resolve_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +91,35 @@ def resolve_token(token: str | None = None) -> str:
             "(a token with write access). Nothing was created."
         )
     return token
+
+
+def checked_endpoint(endpoint: str | None = None) -> str:
+    """The Hub URL a push sends its token to (`endpoint`, else `HF_ENDPOINT`), without a trailing slash.
+
+    Only `https://` URLs, or `http://` on the loopback interface (127.0.0.0/8, ::1, localhost: a
+    local test hub), are accepted; anything else is a `PushError` raised before any request, so the
+    token never travels in clear text or to a host the user did not mean.
+    """
+    url = (endpoint or constants.ENDPOINT).rstrip("/")
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and _is_loopback(host):
+        return url
+    raise PushError(
+        f"refusing to send the Hub token to {url!r}: the endpoint must be an https:// URL (http:// "
+        "only on this machine: 127.0.0.1, ::1 or localhost). Check --endpoint / HF_ENDPOINT. Nothing was sent."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @contextmanager
@@ -155,15 +188,15 @@ def _remote_files(
 
 
 def _publish(
-    stage: Path, repo_id: str, kind: Kind, *, token: str, endpoint: str | None, private: bool,
+    stage: Path, repo_id: str, kind: Kind, *, token: str, endpoint: str, private: bool,
     revision: str | None, commit_message: str, allow_overwrite: bool,
 ) -> CommitInfo:  # fmt: skip
-    """Check the remote side, then create repo/branch and upload `stage` in one commit."""
-    endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
+    """Check the remote side, then create repo/branch and upload `stage` in one commit to `endpoint`
+    (a `checked_endpoint`)."""
     if constants.HF_HUB_OFFLINE:
         raise PushError("HF_HUB_OFFLINE=1 is set: unset it to push to the Hub")
     api = HfApi(endpoint=endpoint, token=token)
-    created: list[str] = []
+    created: dict[str, str] = {}  # "repo" / "branch" -> its head right after this push created it
     try:
         with _hub_errors(endpoint, repo_id):
             user = api.whoami()["name"]
@@ -181,10 +214,10 @@ def _publish(
             operations += [CommitOperationDelete(f) for f in files if f not in staged and f != ".gitattributes"]
             if not exists:
                 api.create_repo(repo_id, private=private)
-                created.append("repo")
+                created["repo"] = api.repo_info(repo_id).sha
             if revision and revision not in branches:
                 api.create_branch(repo_id, branch=revision)
-                created.append("branch")
+                created["branch"] = api.repo_info(repo_id, revision=revision).sha
             logger.info("Uploading %d files to %s/%s (%s) as %s", len(staged), endpoint, repo_id,
                         revision or "main", user)  # fmt: skip
             commit = api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
@@ -195,15 +228,26 @@ def _publish(
     return commit
 
 
-def _roll_back(api: HfApi, repo_id: str, created: list[str], revision: str | None) -> None:
-    """Remove what this push created before its commit failed (best effort)."""
+def _roll_back(api: HfApi, repo_id: str, created: Mapping[str, str], revision: str | None) -> None:
+    """Remove the repository or branch this push created, unless a commit has landed on it.
+
+    A commit whose answer was lost (a timeout) may still have landed: the head is read again and
+    anything whose head moved, or whose head cannot be read, is kept (best effort, never raises).
+    """
+    if not created:
+        return
+    what = "repository" if "repo" in created else f"branch {revision}"
+    target = "branch" if "branch" in created else "repo"  # where the commit would have landed
     try:
-        if "repo" in created:
+        head = api.repo_info(repo_id, revision=revision if target == "branch" else None).sha
+        if head != created[target]:
+            logger.warning("The commit reached %s (now at %s): the %s created by this push is kept.", repo_id, head, what)
+        elif "repo" in created:
             api.delete_repo(repo_id, missing_ok=True)
-        elif "branch" in created and revision:
+        elif revision:
             api.delete_branch(repo_id, branch=revision)
     except Exception as e:  # the original error matters more than the clean-up's
-        logger.warning("Could not remove the %s created for %s: %s", " and ".join(created), repo_id, e)
+        logger.warning("Kept the %s created for %s (could not check or remove it: %s)", what, repo_id, e)
 
 
 def _is_adapter(source: Any) -> bool:
@@ -246,7 +290,7 @@ def push_model(
             commit_message=commit_message if commit_message != "Upload SLAP model" else "Upload SLAP adapter",
             endpoint=endpoint, allow_overwrite=allow_overwrite, license=license, datasets=datasets, card=card,
         )  # fmt: skip
-    token = resolve_token(token)
+    token, endpoint = resolve_token(token), checked_endpoint(endpoint)
     with tempfile.TemporaryDirectory(prefix="slap-push-") as tmp:
         stage = Path(tmp)
         config = stage_model(folder_or_model, stage, processor)
@@ -291,7 +335,7 @@ def push_adapter(
     uploaded `adapter_config.json`, so `PeftModel.from_pretrained(base, repo_id)` and
     `AutoPeftModel` find it. Other arguments as in `push_model`.
     """
-    token = resolve_token(token)
+    token, endpoint = resolve_token(token), checked_endpoint(endpoint)
     with tempfile.TemporaryDirectory(prefix="slap-push-") as tmp:
         stage = Path(tmp)
         adapter_config, base_model = stage_adapter(peft_model_or_folder, stage, base_model)

@@ -1,8 +1,9 @@
 """The folder a push uploads: built in a temporary directory, checked before anything is sent.
 
-A staged model repository holds exactly: `config.json` (with `auto_map`), the model code (`*.py`
-copied by `save_pretrained`), weights as `*.safetensors` (never pickles), the processor files,
-`README.md` and `plots/*.png`. A staged adapter holds `adapter_config.json`,
+A staged model repository holds exactly: `config.json` (with `auto_map`), the model code (the
+`*.py` files that an `auto_map` names, with the sibling modules they import relatively — never
+another `*.py` lying in the folder), weights as `*.safetensors` (never pickles), the processor
+files, `README.md` and `plots/*.png`. Symbolic links are never followed. A staged adapter holds `adapter_config.json`,
 `adapter_model.safetensors`, `README.md` and `plots/*.png`. `is_ours` tells these names apart from
 anything else a repository may hold; the push refuses to overwrite repositories with other files.
 """
@@ -19,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from transformers.dynamic_module_utils import get_relative_imports
+
 from .card import ADAPTER_CARD_KEYS, MODEL_CARD_KEYS, CardValidationError, validate_card
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "check_staged",
     "count_parameters",
     "is_ours",
+    "model_code_files",
     "stage_adapter",
     "stage_model",
     "stage_plots",
@@ -44,6 +48,7 @@ MODEL_FILES = (
 )  # fmt: skip
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 CARD_FILES = ("README.md", "plots/*.png", ".gitattributes")
+AUTO_MAP_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
 _LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")  # markdown link / image targets
 
 
@@ -64,16 +69,21 @@ def stage_model(source: Any, stage: Path, processor: Any = None) -> dict[str, An
 
     `source` is a `PreTrainedModel` (saved with the SLAP Auto classes registered, so `config.json`
     gets `auto_map` and the code is copied) or a `save_pretrained` folder, from which only the
-    repository files are copied (optimizer states, trainer state, pickled weights and
-    checkpoints are left out). `processor` (a `SlapProcessor`) is saved next to the weights.
+    repository files are copied: optimizer states, trainer state, pickled weights, checkpoints,
+    symbolic links and `*.py` files that are not the model's code (`model_code_files`) are left
+    out. `processor` (a `SlapProcessor`) is saved next to the weights.
     """
     if isinstance(source, (str, Path)):
         folder = Path(source)
         if not (folder / "config.json").is_file():
             raise PushError(f"{folder} has no config.json: pass a folder written by save_pretrained")
+        code = model_code_files(folder)
         left_out = []
         for path in sorted(folder.iterdir()):
-            if path.is_file() and path.name != "README.md" and is_ours(path.name, "model"):
+            if path.is_symlink():
+                left_out.append(f"{path.name} (a symbolic link)")
+            elif (path.is_file() and path.name != "README.md" and is_ours(path.name, "model")
+                  and (path.suffix != ".py" or path.name in code)):  # fmt: skip
                 shutil.copy2(path, stage / path.name)
             else:
                 left_out.append(path.name + ("/" if path.is_dir() else ""))
@@ -97,8 +107,9 @@ def stage_adapter(source: Any, stage: Path, base_model: str | None) -> tuple[dic
     """
     if isinstance(source, (str, Path)):
         for name in ADAPTER_FILES:
-            if (Path(source) / name).is_file():
-                shutil.copy2(Path(source) / name, stage / name)
+            path = Path(source) / name
+            if path.is_file() and not path.is_symlink():
+                shutil.copy2(path, stage / name)
     else:
         source.save_pretrained(stage)  # safetensors by default
         (stage / "README.md").unlink(missing_ok=True)  # PEFT's generic card; ours replaces it
@@ -168,6 +179,31 @@ def _auto_map_modules(data: Any) -> set[str]:
     return modules
 
 
+def model_code_files(folder: Path) -> set[str]:
+    """The model code of a `save_pretrained` folder: the `*.py` files named by the `auto_map` of its
+    config / processor / tokenizer files, plus the modules these import relatively (transitively).
+
+    Names are returned whether or not the file exists (`check_staged` reports missing ones);
+    symbolic links are not read.
+    """
+    modules: set[str] = set()
+    for name in AUTO_MAP_FILES:
+        try:
+            modules |= _auto_map_modules(json.loads((folder / name).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue  # absent or broken: check_staged reports it
+    pending, code = [f"{m}.py" for m in modules], set()
+    while pending:
+        name = pending.pop()
+        if name in code:
+            continue
+        code.add(name)
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            pending += [f"{m}.py" for m in get_relative_imports(path)]
+    return code
+
+
 def _json(stage: Path, name: str, problems: list[str]) -> Any:
     try:
         return json.loads((stage / name).read_text(encoding="utf-8"))
@@ -186,11 +222,14 @@ def _model_problems(stage: Path) -> list[str]:
                 "config.json has no auto_map for AutoConfig/AutoModel: call "
                 "slap_audio.modeling_slap.register_auto_classes() before save_pretrained, or pass the model"
             )
-    jsons = [config] + [_json(stage, n, problems) for n in ("processor_config.json", "preprocessor_config.json")
-                        if (stage / n).is_file()]  # fmt: skip
-    for module in sorted(set().union(*(_auto_map_modules(j) for j in jsons))):
-        if not (stage / f"{module}.py").is_file():
-            problems.append(f"auto_map names {module}.py, which is missing: the model code must ship with the weights")
+    for name in AUTO_MAP_FILES[1:]:
+        if (stage / name).is_file():
+            _json(stage, name, problems)
+    code = model_code_files(stage)
+    problems += [f"{name} is needed by auto_map but missing: the model code must ship with the weights"
+                 for name in sorted(code) if not (stage / name).is_file()]  # fmt: skip
+    problems += [f"{path.name} is not model code: no auto_map names it and no model module imports it"
+                 for path in sorted(stage.glob("*.py")) if path.name not in code]  # fmt: skip
     if not list(stage.glob("*.safetensors")):
         problems.append("no *.safetensors weights: save with save_pretrained (safetensors is the default)")
     index = stage / "model.safetensors.index.json"
@@ -216,12 +255,15 @@ def _adapter_problems(stage: Path) -> list[str]:
 def check_staged(stage: Path, kind: Kind) -> None:
     """Refuse a staged folder that would publish a broken or unsafe repository.
 
-    Checks: the files of `kind` are there (see `_model_problems` / `_adapter_problems`), nothing
-    pickled, nothing that `is_ours` does not know, a README.md that validates locally, and every
-    relative link of the card points to a staged file. Raises `PushError` listing all problems.
+    Checks: the files of `kind` are there (see `_model_problems` / `_adapter_problems`), no `*.py`
+    but the model code, no symbolic link, nothing pickled, nothing that `is_ours` does not know, a
+    README.md that validates locally, and every relative link of the card points to a staged
+    file. Raises `PushError` listing all problems.
     """
     files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
     problems = _model_problems(stage) if kind == "model" else _adapter_problems(stage)
+    problems += [f"{p.relative_to(stage).as_posix()} is a symbolic link; only regular files are uploaded"
+                 for p in stage.rglob("*") if p.is_symlink()]  # fmt: skip
     problems += [f"{f} is a pickle-based file; weights are published as safetensors only"
                  for f in files if f.endswith(PICKLE_SUFFIXES)]  # fmt: skip
     problems += [f"{f} is not a file a SLAP {kind} repository holds" for f in files

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,7 +25,8 @@ from peft import get_peft_model
 from test_hub_integration import BLOCK_PACKAGE
 
 from slap_audio.hub_cards import PushError, push_adapter, push_model
-from slap_audio.hub_cards.staging import check_staged
+from slap_audio.hub_cards.push import checked_endpoint
+from slap_audio.hub_cards.staging import check_staged, model_code_files, stage_model
 from slap_audio.modeling_slap import SlapConfig, SlapModel
 from slap_audio.training.lora import slap_lora_config
 
@@ -392,6 +395,8 @@ def test_staged_folder_checks(micro_dir, tmp_path):
     stage.mkdir()
     for name in ("config.json", "modeling_slap.py", "model.safetensors"):
         (stage / name).write_bytes((micro_dir / name).read_bytes())
+    (stage / "train.py").write_text("print('my training script')\n")
+    (stage / "tokenizer.json").symlink_to(micro_dir / "tokenizer.json")
     config = json.loads((stage / "config.json").read_text())
     config["auto_map"].pop("AutoModel")
     (stage / "config.json").write_text(json.dumps(config))
@@ -406,11 +411,13 @@ def test_staged_folder_checks(micro_dir, tmp_path):
     message = str(err.value)
     for problem in (
         "config.json has no auto_map for AutoConfig/AutoModel",
-        "auto_map names configuration_slap.py, which is missing",
+        "configuration_slap.py is needed by auto_map but missing",
         "pytorch_model.bin is a pickle-based file",
         "notes.txt is not a file a SLAP model repository holds",
         "no processor files",
         "README.md links to plots/missing.png, which is not uploaded",
+        "train.py is not model code: no auto_map names it",
+        "tokenizer.json is a symbolic link",
     ):
         assert problem in message, problem
 
@@ -421,3 +428,88 @@ def test_adapter_needs_a_hub_base_model(big_model, micro_dir):
         push_adapter(peft_model, "alice/orphan-adapter", token=ALICE)
     with pytest.raises(PushError, match="base_model='namespace/name'"):
         push_adapter(peft_model, "alice/orphan-adapter", base_model=str(micro_dir), token=ALICE)
+
+
+# ----------------------------------------------------------------------------- what is sent, where
+
+
+def _listener_off_loopback() -> socket.socket:
+    """A listening TCP socket on this machine's non-loopback address (all interfaces if none)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP connect: picks the outgoing interface, sends nothing
+            address = probe.getsockname()[0]
+        except OSError:
+            address = "0.0.0.0"
+    if address.startswith("127."):
+        address = "0.0.0.0"
+    listener = socket.socket()
+    listener.bind((address, 0))
+    listener.listen()
+    listener.setblocking(False)
+    return listener
+
+
+def test_token_goes_only_to_https_or_loopback(hub, micro_dir, monkeypatch):
+    requests = len(hub.log_lines)
+    with _listener_off_loopback() as listener:
+        host, port = listener.getsockname()
+        for endpoint in ("http://example.com", f"http://{host}:{port}", "http://localhost.example.com",
+                         "ftp://127.0.0.1", "https://"):  # fmt: skip
+            with pytest.raises(PushError, match="refusing to send the Hub token.*Nothing was sent"):
+                push_model(micro_dir, "alice/leak", endpoint=endpoint, token=ALICE)
+        monkeypatch.setattr(constants, "ENDPOINT", "http://example.com")  # HF_ENDPOINT, read at import
+        with pytest.raises(PushError, match="refusing to send the Hub token to 'http://example.com'"):
+            push_adapter(micro_dir, "alice/leak", base_model=REPO, token=ALICE)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected: not a byte, let alone the token, was sent
+    assert len(hub.log_lines) == requests
+    for endpoint in ("https://huggingface.co/", "http://127.0.0.1:8080", "http://127.4.5.6", "http://[::1]:99",
+                     "http://LOCALHOST:3000"):  # fmt: skip
+        assert checked_endpoint(endpoint) == endpoint.rstrip("/")
+
+
+def test_a_commit_that_landed_is_kept_when_its_answer_is_lost(micro_dir, alice, monkeypatch, caplog):
+    alice.create_repo("alice/slap-kept-branch")
+    real_commit = HfApi.create_commit
+
+    def commit_then_time_out(self, *args, **kwargs):
+        real_commit(self, *args, **kwargs)
+        raise TimeoutError("the read timed out")
+
+    monkeypatch.setattr(HfApi, "create_commit", commit_then_time_out)
+    with caplog.at_level(logging.WARNING, logger="slap_audio.hub_cards"):
+        with pytest.raises(PushError, match="cannot reach the Hub.*TimeoutError"):
+            push_model(micro_dir, "alice/slap-kept", commit_message="Landed")
+        with pytest.raises(PushError, match="cannot reach the Hub.*TimeoutError"):
+            push_model(micro_dir, "alice/slap-kept-branch", revision="v2", commit_message="Landed on v2")
+    monkeypatch.undo()
+    assert [c.title for c in alice.list_repo_commits("alice/slap-kept")] == ["Landed", "initial commit"]
+    assert "model.safetensors" in alice.list_repo_files("alice/slap-kept")
+    assert alice.list_repo_commits("alice/slap-kept-branch", revision="v2")[0].title == "Landed on v2"
+    assert sum("created by this push is kept" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_only_the_model_code_is_staged(micro_dir, tmp_path, alice):
+    folder = tmp_path / "run"
+    shutil.copytree(micro_dir, folder)
+    code = {p.name for p in micro_dir.glob("*.py")}  # what save_pretrained copied
+    assert model_code_files(folder) == code and "modeling_slap.py" in code
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.py").write_text("TOKEN = 'do not publish'\n")
+    (outside / "weights.safetensors").write_bytes((micro_dir / "model.safetensors").read_bytes())
+    (folder / "train.py").write_text("import slap_audio  # the user's training script\n")
+    (folder / "helpers.py").symlink_to(outside / "secret.py")
+    (folder / "extra.safetensors").symlink_to(outside / "weights.safetensors")
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    stage_model(folder, stage)
+    staged = {p.name for p in stage.iterdir()}
+    assert {p for p in staged if p.endswith(".py")} == code
+    assert not {"train.py", "helpers.py", "extra.safetensors", "linked"} & staged
+    assert not [p for p in stage.rglob("*") if p.is_symlink()]
+    push_model(folder, "alice/slap-clean-code")  # the push itself uploads the same set
+    pushed = alice.list_repo_files("alice/slap-clean-code")
+    assert {f for f in pushed if f.endswith(".py")} == code and "extra.safetensors" not in pushed
