@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import yaml
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser, TrainingArguments, enable_full_determinism, set_seed
 
 from slap_audio.modeling_slap import (
     SlapConfig,
@@ -134,6 +134,19 @@ def _text_learning_rate_scale(model_args: ModelArguments) -> float:
     return 0.1 if pretrained else 1.0
 
 
+def seed_run(training_args: TrainingArguments) -> None:
+    """Seed Python, NumPy and torch from `--seed` (deterministic kernels with `--full_determinism`).
+
+    Called before anything random — the text vocabulary, the model's initial weights: the Trainer
+    seeds only when it is created, after both exist, so the same config and seed would otherwise
+    give the same data order but different weights, and different losses from the first step.
+    """
+    if training_args.full_determinism:
+        enable_full_determinism(training_args.seed)
+    else:
+        set_seed(training_args.seed)
+
+
 def export_release_models(model: SlapForPreTraining, processor: SlapProcessor, output_dir: str) -> dict[str, str]:
     """Save the release models (with remote code) next to the training checkpoints."""
     register_auto_classes()
@@ -151,6 +164,10 @@ def export_release_models(model: SlapForPreTraining, processor: SlapProcessor, o
 def main(argv: list[str] | None = None) -> dict[str, str]:
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO if training_args.process_index == 0 else logging.WARNING)
+    # checkpoints then carry the model code and `auto_map`, and a new process resuming from one
+    # reads them back (the processor's feature extractor is found through the Auto classes)
+    register_auto_classes()
+    seed_run(training_args)
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
     train = load_audio_text_dataset(
         data_args.train_source, split="train", **_source_options(data_args.train_source, data_args.train_size, seed)
