@@ -117,7 +117,7 @@ def test_audio_folder_skips_and_counts_bad_items(tmp_path, processor):
     collator = SlapCollator(processor, return_metadata=True)
     batch = collator([*examples, None])
     assert batch["clip_ids"] == GOOD_IDS
-    assert batch["skipped"] == {"non_finite_audio": 1, "none_example": 1}
+    assert batch["skipped"].counts == {"non_finite_audio": 1, "none_example": 1}
     assert collator.skip_stats.examples["non_finite_audio"] == ["nan.wav"]
     assert batch["audio_lengths"].shape == (4,) and batch["input_ids"].shape[0] == 4
     total = SkipStats(max_examples=1)

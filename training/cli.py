@@ -200,8 +200,6 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_state()  # output_dir/trainer_state.json: the log history (curves)
-    if collator.skip_stats.total:
-        logger.warning("skipped while training: %s", collator.skip_stats.summary())
     paths = {}
     if trainer.is_world_process_zero():
         paths = export_release_models(trainer.accelerator.unwrap_model(trainer.model), processor, training_args.output_dir)

@@ -7,11 +7,17 @@ picks the template). Nothing depends on the global RNG, on the batch's other cli
 process: the same `(seed, epoch, batch)` gives identical tensors. Evaluation (`train=False`): clips
 whole, first caption.
 
-Broken examples (`None`, or `audio=None` with a `skip_reason`, see `training/examples.py`) are dropped
-and counted in `collator.skip_stats`. In DataLoader worker processes each worker counts in its own
-copy: pass `return_metadata=True` to get each batch's `skipped` counts (and `clip_ids`) in the
-batch, and pop them before the forward pass. `set_epoch` reaches workers when their iterator is
-created, i.e. each epoch unless `persistent_workers=True`.
+Broken examples are dropped, one clip at a time, and counted by reason in `collator.skip_stats`:
+`None`, `audio=None` with the `skip_reason` decoding found (see `training/examples.py`), and clips
+the feature extractor refuses (its `ValueError`: e.g. a sampling rate it cannot resample), counted
+as `unsupported_audio`. Nothing else is caught: a bug raises. Multichannel clips are down-mixed
+here (the time axis is the longer one), so any channel count trains. A batch whose clips were all
+dropped comes out empty (`B = 0`); `SlapTrainer` skips it.
+
+In DataLoader worker processes each worker counts in its own copy: `return_metadata=True` (which
+`SlapTrainer` switches on) puts each batch's `skipped` (a `SkipStats`) and `clip_ids` in the batch,
+to be popped before the forward pass. `set_epoch` reaches workers when their iterator is created,
+i.e. each epoch unless `persistent_workers=True`.
 
     collator = SlapCollator(processor, crop_seconds=30.0, seed=0)
     batch = collator([dataset[i] for i in batch_indices])
@@ -21,8 +27,8 @@ created, i.e. each epoch unless `persistent_workers=True`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,8 +38,11 @@ import torch
 from slap_audio.training.batching import seconds_for_tokens
 from slap_audio.training.examples import NO_TEXT, SkipStats, samples_axis
 
+logger = logging.getLogger(__name__)
+
 NONE_EXAMPLE = "none_example"  # skip reason of a `None` in the batch
 MISSING_AUDIO = "missing_audio"  # an example without audio and without a skip reason
+UNSUPPORTED_AUDIO = "unsupported_audio"  # a clip the feature extractor refuses (its ValueError)
 _CROP_STREAM, _CAPTION_STREAM = 0, 1  # independent random streams per clip
 
 
@@ -41,6 +50,15 @@ def clip_generator(seed: int, epoch: int, clip_id: str, stream: int) -> np.rando
     """A generator that depends only on (seed, epoch, clip id, stream) — not on Python's hash seed."""
     key = int.from_bytes(hashlib.blake2b(str(clip_id).encode(), digest_size=8).digest(), "little")
     return np.random.default_rng([int(seed), int(epoch), int(stream), key])
+
+
+def downmix(array: np.ndarray) -> np.ndarray:
+    """A float clip `(samples,)`, `(samples, channels)` or `(channels, samples)` as mono: the mean
+    over channels, the time axis being the longer one (as for crops). Integer PCM is left to the
+    feature extractor, which scales it."""
+    if array.ndim != 2 or array.dtype.kind != "f":
+        return array
+    return array.mean(axis=1 - samples_axis(array), dtype=array.dtype)
 
 
 class SlapCollator:
@@ -54,7 +72,8 @@ class SlapCollator:
         seed: seed of crops and caption choices.
         caption_max_length: captions are truncated to this many tokens.
         train: crop and draw captions (`True`), or keep clips whole with their first caption.
-        return_metadata: add `clip_ids` (list of str) and `skipped` ({reason: count}) to the batch.
+        return_metadata: add `clip_ids` (list of str) and `skipped` (the batch's `SkipStats`) to the
+            batch.
 
     Returns (from `__call__`): `input_features` `(total_frames, 64)` packed, `audio_lengths` `(B,)`,
     `input_ids` / `attention_mask` `(B, L)`, `caption_labels` `(B, L)` (= `input_ids`, -100 at
@@ -106,42 +125,58 @@ class SlapCollator:
         return str(captions[int(clip_generator(self.seed, self.epoch, example["clip_id"], _CAPTION_STREAM)
                                 .integers(len(captions)))])
 
-    def _usable(self, examples: Sequence[dict | None]) -> tuple[list[dict], Counter]:
-        kept, skipped = [], Counter()
+    @staticmethod
+    def _usable(examples: Sequence[dict | None], skipped: SkipStats) -> list[dict]:
+        """The examples with audio and captions; the others counted in `skipped`."""
+        kept = []
         for example in examples:
             if example is None:
-                reason, clip_id = NONE_EXAMPLE, None
+                skipped.add(NONE_EXAMPLE)
             elif example.get("audio") is None or not len(example.get("captions") or []):
                 reason = example.get("skip_reason") or (MISSING_AUDIO if example.get("audio") is None else NO_TEXT)
-                clip_id = example.get("clip_id")
+                skipped.add(reason, example.get("clip_id"))
             else:
                 kept.append(example)
-                continue
-            skipped[reason] += 1
-            self.skip_stats.add(reason, clip_id)
-        return kept, skipped
+        return kept
 
-    def _features(self, clips: list[np.ndarray], rates: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Packed features of clips at possibly different rates (one extractor call per rate)."""
-        extractor = self.processor.feature_extractor
-        if len(set(rates)) == 1:
-            out = extractor(clips, sampling_rate=rates[0], packing=True, return_tensors="pt")
-            return out["input_features"], out["audio_lengths"]
-        pieces: list[torch.Tensor] = [torch.empty(0)] * len(clips)
-        lengths = torch.zeros(len(clips), dtype=torch.int64)
+    def _extract(self, clips: list[np.ndarray], rate: int, examples: list[dict]) -> list[torch.Tensor | None]:
+        """Packed features of each clip at one rate, in one extractor call; if the extractor refuses
+        the call, clip by clip, with `None` for each clip it refuses."""
+        try:
+            out = self.processor.feature_extractor(clips, sampling_rate=rate, packing=True, return_tensors="pt")
+        except ValueError as err:  # the extractor's validation: bad data, not a bug
+            if len(clips) == 1:
+                logger.warning("skipping clip %s: %s", examples[0].get("clip_id"), err)
+                return [None]
+            return [piece for clip, example in zip(clips, examples, strict=True)
+                    for piece in self._extract([clip], rate, [example])]
+        return list(out["input_features"].split(out["audio_lengths"].tolist()))  # (frames_i, 64) each
+
+    def _features(self, examples: list[dict], skipped: SkipStats) -> tuple[list[dict], list[torch.Tensor]]:
+        """The examples the feature extractor accepts and their features (one call per rate); the
+        others counted in `skipped` as `unsupported_audio`."""
+        clips = [downmix(self.crop(e)) for e in examples]
+        rates = [int(e["audio"]["sampling_rate"]) for e in examples]
+        pieces: list[torch.Tensor | None] = [None] * len(examples)
         for rate in sorted(set(rates)):
             members = [i for i, r in enumerate(rates) if r == rate]
-            out = extractor([clips[i] for i in members], sampling_rate=rate, packing=True, return_tensors="pt")
-            for i, piece in zip(members, out["input_features"].split(out["audio_lengths"].tolist()), strict=True):
-                pieces[i], lengths[i] = piece, piece.shape[0]
-        return torch.cat(pieces), lengths
+            extracted = self._extract([clips[i] for i in members], rate, [examples[i] for i in members])
+            for i, piece in zip(members, extracted, strict=True):
+                pieces[i] = piece
+        for example, piece in zip(examples, pieces, strict=True):
+            if piece is None:
+                skipped.add(UNSUPPORTED_AUDIO, example.get("clip_id"))
+        kept = [(e, p) for e, p in zip(examples, pieces, strict=True) if p is not None]
+        return [e for e, _ in kept], [p for _, p in kept]
 
     def __call__(self, examples: Sequence[dict | None]) -> dict[str, Any]:
-        kept, skipped = self._usable(examples)
+        skipped = SkipStats()
+        kept, pieces = self._features(self._usable(examples, skipped), skipped)
+        self.skip_stats.update(skipped)
         tokenizer = self.processor.tokenizer
         if kept:
-            features, audio_lengths = self._features([self.crop(e) for e in kept],
-                                                     [int(e["audio"]["sampling_rate"]) for e in kept])
+            features = torch.cat(pieces)
+            audio_lengths = torch.tensor([piece.shape[0] for piece in pieces], dtype=torch.int64)
             text = tokenizer([self.choose_caption(e) for e in kept], padding=True, truncation=True,
                              max_length=self.caption_max_length, return_tensors="pt")
             input_ids, attention_mask = text["input_ids"], text["attention_mask"]
@@ -158,5 +193,5 @@ class SlapCollator:
         }
         if self.return_metadata:
             batch["clip_ids"] = [str(e["clip_id"]) for e in kept]
-            batch["skipped"] = dict(skipped)
+            batch["skipped"] = skipped
         return batch

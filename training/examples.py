@@ -8,7 +8,9 @@ Every data source of `training/data.py` turns its rows into examples of one sche
 
 An item that cannot be used never raises: it becomes `{"audio": None, ..., "skip_reason": reason}`
 (reasons: `missing_file`, `undecodable`, `empty_audio`, `non_finite_audio`, `no_text`,
-`bad_metadata`), which `SlapCollator` drops and counts in a `SkipStats`.
+`bad_metadata`), which `SlapCollator` drops and counts in a `SkipStats`. Only what a broken item
+can raise is caught (`DECODE_ERRORS` from the decoder, `SkippedItem` from our checks): a bug in
+this code still raises.
 
 Audio is decoded with soundfile from a path, `{"bytes"|"path"}` (the storage of a `datasets.Audio`
 column) or `{"array", "sampling_rate"}`; `datasets`' own decoder (torchcodec) is not used.
@@ -50,6 +52,11 @@ EMPTY_AUDIO = "empty_audio"
 NON_FINITE = "non_finite_audio"
 NO_TEXT = "no_text"
 BAD_METADATA = "bad_metadata"
+
+# What soundfile raises for a file it cannot read: its own errors (`LibsndfileError`), OS and
+# end-of-file errors, and TypeError / ValueError for a format it cannot know (headerless RAW
+# needs a rate). Caught only around the soundfile call itself, whose arguments are constants.
+DECODE_ERRORS = (soundfile.SoundFileError, RuntimeError, OSError, EOFError, TypeError, ValueError)
 
 # Column names tried in order when a mapping leaves a column unset.
 AUDIO_COLUMNS = ("audio", "file_name", "path", "audio_path", "filepath")
@@ -117,6 +124,17 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _sampling_rate(value: Any) -> int:
+    """A stored or decoded sampling rate as a positive int; raises `SkippedItem` otherwise."""
+    if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:  # numpy-formatted rows
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():  # False for NaN and Inf
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise SkippedItem(UNDECODABLE, f"sampling rate {value!r}")
+
+
 def samples_axis(array: np.ndarray) -> int:
     """Time axis of a clip: 0 for mono; the longer axis of a `(samples, channels)` or
     `(channels, samples)` array (channels are few)."""
@@ -166,14 +184,13 @@ def probe_duration(value: Any, base_dir: str | None = None) -> float:
         source = _open(kind, payload)
         try:
             info = soundfile.info(source)
-        except Exception as err:  # soundfile raises several types for bad files
+        except DECODE_ERRORS as err:
             raise SkippedItem(UNDECODABLE, str(err)) from err
         samples, rate = info.frames, info.samplerate
-    if _is_missing(rate) or int(rate) <= 0:
-        raise SkippedItem(UNDECODABLE, f"sampling rate {rate!r}")
+    rate = _sampling_rate(rate)
     if samples == 0:
         raise SkippedItem(EMPTY_AUDIO)
-    return samples / int(rate)
+    return samples / rate
 
 
 def decode_audio(value: Any, base_dir: str | None = None) -> tuple[np.ndarray, int]:
@@ -187,7 +204,10 @@ def decode_audio(value: Any, base_dir: str | None = None) -> tuple[np.ndarray, i
     """
     kind, payload = _audio_source(value, base_dir)
     if kind == "array":
-        array, rate = np.asarray(payload[0]), payload[1]
+        try:
+            array, rate = np.asarray(payload[0]), payload[1]
+        except ValueError as err:  # ragged nested lists
+            raise SkippedItem(UNDECODABLE, str(err)) from err
         if array.dtype.kind not in "iuf" or array.ndim not in (1, 2):
             raise SkippedItem(UNDECODABLE, f"array of dtype {array.dtype} and shape {array.shape}")
         array = array.astype(np.float32, copy=False)
@@ -195,15 +215,14 @@ def decode_audio(value: Any, base_dir: str | None = None) -> tuple[np.ndarray, i
         source = _open(kind, payload)
         try:
             array, rate = soundfile.read(source, dtype="float32", always_2d=False)
-        except Exception as err:
+        except DECODE_ERRORS as err:
             raise SkippedItem(UNDECODABLE, str(err)) from err
-    if _is_missing(rate) or int(rate) <= 0:
-        raise SkippedItem(UNDECODABLE, f"sampling rate {rate!r}")
+    rate = _sampling_rate(rate)
     if array.size == 0:
         raise SkippedItem(EMPTY_AUDIO)
     if not (np.isfinite(array.min()) and np.isfinite(array.max())):  # min/max propagate NaN
         raise SkippedItem(NON_FINITE)
-    return array, int(rate)
+    return array, rate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +238,15 @@ def keyword_to_captions(label: str | Sequence[str], templates: Sequence[str] = C
         caption = template.format(label=text)
         captions.append(caption[:1].upper() + caption[1:])
     return captions
+
+
+def _parse_duration(value: Any) -> float | None:
+    """A metadata duration in seconds; `None` (unknown: probed) if missing or not a positive number."""
+    try:
+        duration = float(value)
+    except (TypeError, ValueError):
+        return None
+    return duration if math.isfinite(duration) and duration > 0 else None
 
 
 def _parse_captions(value: Any, separator: str | None) -> list[str]:
@@ -240,7 +268,8 @@ def _parse_captions(value: Any, separator: str | None) -> list[str]:
 
 
 def _parse_label(value: Any, names: Sequence[str] | None) -> list[str]:
-    """Label value (string, ClassLabel id, list of either) → label names; -1 / "" mean none."""
+    """Label value (string, ClassLabel id, list of either) → label names; -1 / "" mean none, an id
+    without a name is kept as its number."""
     if _is_missing(value):
         return []
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -248,7 +277,7 @@ def _parse_label(value: Any, names: Sequence[str] | None) -> list[str]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         if value < 0:
             return []
-        return [names[int(value)] if names is not None else str(int(value))]
+        return [names[int(value)] if names is not None and value < len(names) else str(int(value))]
     text = str(value).strip()
     return [text] if text else []
 
@@ -322,7 +351,7 @@ class ColumnMapping:
         duration_name = self._first(row, self.duration_column, DURATION_COLUMNS)
         duration = row.get(duration_name) if duration_name else None
         return {"captions": captions, "label": ", ".join(labels) if labels else None, "clip_id": clip_id,
-                "duration": None if _is_missing(duration) else float(duration)}
+                "duration": _parse_duration(duration)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,7 +366,8 @@ def _broken(fields_: Mapping, reason: str) -> dict[str, Any]:
 
 @dataclass
 class ExampleDecoder:
-    """Canonical row (`audio` value, captions, label, duration, clip_id) → example; never raises."""
+    """Canonical row (`audio` value, captions, label, duration, clip_id) → example; a broken item
+    becomes an example with `audio=None` and its `skip_reason`."""
 
     base_dir: str | None = None
 
@@ -348,8 +378,6 @@ class ExampleDecoder:
             array, rate = decode_audio(row["audio"], self.base_dir)
         except SkippedItem as err:
             return _broken(row, err.reason)
-        except Exception:  # anything else a broken file can raise: skip it, never crash a run
-            return _broken(row, UNDECODABLE)
         return {"audio": {"array": array, "sampling_rate": rate}, "captions": [str(c) for c in row["captions"]],
                 "label": None if _is_missing(row.get("label")) else str(row["label"]),
                 "duration": num_samples(array) / rate, "clip_id": str(row["clip_id"]), "skip_reason": None}
@@ -363,11 +391,8 @@ class StreamDecoder:
     base_dir: str | None = None
 
     def __call__(self, row: Mapping, index: int) -> dict[str, Any]:
-        try:
-            fields_ = self.mapping.text_fields(row, index)
-            fields_["audio"] = self.mapping.audio_value(row)
-        except Exception:  # a malformed row (wrong types...)
-            return _broken({"clip_id": str(index)}, BAD_METADATA)
+        fields_ = self.mapping.text_fields(row, index)  # malformed values read as missing
+        fields_["audio"] = self.mapping.audio_value(row)
         return ExampleDecoder(self.base_dir)(fields_)
 
 

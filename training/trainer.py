@@ -8,21 +8,48 @@
   epoch reaches the collator's seeded crops too.
 - Evaluation adds text↔audio retrieval (R@1/5/10, mAP@10) on the evaluation dataset's clips and
   all their captions (examples `{"audio", "captions"}`).
+
+Broken training data never stops a run:
+- Skip counts: each batch carries the `SkipStats` of the clips its collator dropped (in whichever
+  DataLoader worker built it); the trainer adds them up, sums them over ranks at each log, logs
+  them as `skipped/<reason>` (totals so far) and keeps the run's total in `trainer.skip_stats`.
+- Empty batches (every clip dropped) are skipped, never fed to the model. Ranks decide together,
+  once per optimizer step (one small all-reduce when there are several processes): a micro-batch
+  is skipped on every rank if it is empty on any, so all ranks run the same forwards and
+  collectives. Within a gradient-accumulation window the skipped micro-batches go first, so the
+  last one, whose backward synchronises gradients, is a real one; the loss is rescaled to the mean
+  over the real micro-batches. A window with no real micro-batch still counts as an optimizer step
+  (the schedule, the data order and resumption stay aligned) on zero gradients, logged as
+  `skipped_micro_batches`, and leaves the logged `loss` out of its average.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 
 import torch
+from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, Sampler
 from transformers import Trainer, TrainerCallback
 
 from slap_audio.eval.embed import embed_examples
 from slap_audio.eval.retrieval import retrieval_metrics
+from slap_audio.training.collator import SlapCollator
+from slap_audio.training.examples import SkipStats
+
+logger = logging.getLogger(__name__)
 
 LOSS_COMPONENTS = ("contrastive_loss", "self_supervised_loss", "captioning_loss", "reconstruction_loss", "byol_loss")
+METADATA_KEYS = ("skipped", "clip_ids")  # what `SlapCollator(return_metadata=True)` adds to a batch
+SKIP_MICRO_BATCH = "skip_micro_batch"  # marks a micro-batch that `training_step` skips
+
+
+def num_clips(batch: dict) -> int:
+    """Clips in a collated batch (0 when the collator dropped them all)."""
+    return len(batch["audio_lengths"]) if "audio_lengths" in batch else len(batch["input_ids"])
 
 
 class TeacherUpdateCallback(TrainerCallback):
@@ -63,6 +90,11 @@ class SlapTrainer(Trainer):
 
     Pass the `SlapProcessor` as `processing_class`: it is saved in every checkpoint (a resumed run
     keeps the vocabulary) and embeds the evaluation clips and captions for retrieval.
+
+    A `SlapCollator` passed as `data_collator` is switched to `return_metadata=True`, so that skip
+    counts reach the trainer from DataLoader workers. After `train()`, `skip_stats` holds the clips
+    skipped while training, summed over workers and ranks (also in the metrics `train()` returns,
+    as `skipped/<reason>`).
     """
 
     def __init__(self, *args, train_batch_sampler=None, text_learning_rate_scale: float = 1.0, **kwargs):
@@ -77,6 +109,13 @@ class SlapTrainer(Trainer):
         self._micro_batches = 0
         self._tokens = 0
         self._window_start = time.perf_counter()
+        if isinstance(self.data_collator, SlapCollator):
+            self.data_collator.return_metadata = True
+        self.local_skip_stats = SkipStats()  # this process's batches (all its DataLoader workers)
+        self.skip_stats = SkipStats()  # all ranks, as of the last training log
+        self._skipped_micro_batches = 0  # since the start (the same on every rank)
+        self._steps = self._empty_steps = 0  # optimizer steps since the last log, and those without data
+        self._loss_scale = 1.0  # micro-batches in the window / real ones
 
     def get_train_dataloader(self) -> DataLoader:
         if self.train_batch_sampler is None:
@@ -113,6 +152,53 @@ class SlapTrainer(Trainer):
                     optimizer.add_param_group({**group, "params": params, "lr": group["lr"] * scale})
         return optimizer
 
+    def _take_metadata(self, batch: dict) -> None:
+        """Pop the collator's metadata from a training batch, counting its skipped clips."""
+        skipped = batch.pop("skipped", None)
+        batch.pop("clip_ids", None)
+        if skipped is not None:
+            self.local_skip_stats.update(skipped)
+
+    def get_batch_samples(self, epoch_iterator: Iterator, num_batches: int, device: torch.device):
+        """The micro-batches of one optimizer step, their skip counts taken out, and the ones to
+        skip (empty here or on another rank) marked and moved to the front (see the module
+        docstring)."""
+        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if not batch_samples:
+            return batch_samples, num_items_in_batch
+        for batch in batch_samples:
+            self._take_metadata(batch)
+        empty = torch.zeros(num_batches, device=device)  # (num_batches,): same shape on every rank
+        empty[: len(batch_samples)] = torch.tensor([float(num_clips(b) == 0) for b in batch_samples])
+        if self.accelerator.num_processes > 1:
+            empty = self.accelerator.reduce(empty, reduction="sum")
+        skip = empty[: len(batch_samples)].gt(0).tolist()
+        real = [batch for batch, s in zip(batch_samples, skip, strict=True) if not s]
+        skipped = [{**batch, SKIP_MICRO_BATCH: True} for batch, s in zip(batch_samples, skip, strict=True) if s]
+        self._skipped_micro_batches += len(skipped)
+        self._loss_scale = len(batch_samples) / max(len(real), 1)
+        self._steps += 1
+        if not real:  # no backward this step: zero gradients, the same on every rank
+            self._empty_steps += 1
+            for parameter in self.model.parameters():
+                if parameter.requires_grad and parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
+        return skipped + real, num_items_in_batch
+
+    def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
+        if inputs.pop(SKIP_MICRO_BATCH, False):
+            return torch.zeros((), device=self.args.device)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """The Trainer's evaluation step; an evaluation batch whose clips were all dropped scores
+        nothing (a loss over zero frames)."""
+        for key in METADATA_KEYS:
+            inputs.pop(key, None)
+        if num_clips(inputs) == 0:
+            return torch.zeros((), device=self.args.device), None, None
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
         if model.training:
@@ -126,10 +212,35 @@ class SlapTrainer(Trainer):
             if "audio_lengths" in inputs:
                 patch_frames = self.model.config.audio_config.patch_frames
                 self._tokens += int(inputs["audio_lengths"].sum()) // patch_frames * self.model.config.audio_config.freq_patches
+            outputs.loss = outputs.loss * self._loss_scale  # mean over the window's real micro-batches
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
+    def gather_skip_stats(self) -> SkipStats:
+        """Skip counts of every rank's batches so far (a collective: call it on every rank)."""
+        total = SkipStats()
+        for stats in gather_object([self.local_skip_stats]):
+            total.update(stats)
+        return total
+
+    def _log_skips(self, logs: dict[str, float]) -> None:
+        self.skip_stats = self.gather_skip_stats()
+        logs.update({f"skipped/{reason}": count for reason, count in sorted(self.skip_stats.counts.items())})
+        if self._skipped_micro_batches:
+            logs["skipped_micro_batches"] = self._skipped_micro_batches
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._micro_batches:
+        if "loss" in logs:  # a training log, on every rank
+            self._log_training(logs)
+        elif "train_loss" in logs:  # the end of `train()`, on every rank
+            self._log_skips(logs)
+            if self.skip_stats.total and self.is_world_process_zero():
+                logger.warning("skipped while training: %s", self.skip_stats.summary())
+        super().log(logs, start_time)
+
+    def _log_training(self, logs: dict[str, float]) -> None:
+        """Loss components, temperature, tokens/s and teacher momentum averaged since the last log;
+        the loss over the steps that had data; skip counts."""
+        if self._micro_batches:  # the same count on every rank
             names = sorted(self._sums)
             stacked = torch.stack([self._sums[n] for n in names]) / self._micro_batches
             stacked = self.accelerator.reduce(stacked, reduction="mean")
@@ -143,7 +254,14 @@ class SlapTrainer(Trainer):
             self._sums.clear()
             self._micro_batches, self._tokens = 0, 0
             self._window_start = time.perf_counter()
-        super().log(logs, start_time)
+        if self._empty_steps:  # the Trainer averaged their zero losses in
+            real_steps = self._steps - self._empty_steps
+            if real_steps:
+                logs["loss"] *= self._steps / real_steps
+            else:
+                del logs["loss"]
+        self._steps = self._empty_steps = 0
+        self._log_skips(logs)
 
     def retrieval_examples(self, dataset) -> list[dict]:
         """The decodable examples of `dataset`, kept for the evaluation set (built-in clips are
