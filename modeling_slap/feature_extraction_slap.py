@@ -18,23 +18,24 @@ per-clip frame counts, which is what the variable-length audio encoder consumes:
 Framing never depends on the batch: a frame only sees samples of its own clip (zeros outside),
 so a clip's features are the same whether it is processed alone or with other clips.
 
-This file is shipped as Hub remote code: it imports only numpy, torch and transformers.
+This file is shipped as Hub remote code: it imports only numpy, torch, transformers and its
+sibling `resampling.py`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers.audio_utils import mel_filter_bank
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType, logging
+
+from .resampling import resample_waveform, validate_sampling_rate
 
 logger = logging.get_logger(__name__)
 
@@ -49,91 +50,10 @@ _NUMPY_PCM_DTYPES = (np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.int8), 
 # A 2-D clip is (channels, samples) or (samples, channels); the channel axis is the one of size
 # at most this (mono, stereo, 5.1, 7.1).
 _MAX_CHANNELS = 8
-# Windowed-sinc resampler (Kaiser window). 24 zero crossings each side, cut-off at 95 % of the
-# lower Nyquist frequency and beta = 10 give a flat pass band to ~7 kHz at 16 kHz output and more
-# than 30 dB rejection 200 Hz above the Nyquist frequency (> 60 dB from 500 Hz above).
-RESAMPLE_LOWPASS_WIDTH = 24
-RESAMPLE_ROLLOFF = 0.95
-RESAMPLE_KAISER_BETA = 10.0
-# Refuse rate pairs whose polyphase kernel would exceed this many coefficients (e.g. 44099 Hz).
-_MAX_RESAMPLE_KERNEL = 2**24
-# Output phases the polyphase conv1d computes at least (its output channels; see resample_waveform).
-_MIN_RESAMPLE_PHASES = 16
-# Bounds on temporaries, which also keep them in reusable, cache-friendly buffers (larger, freshly
-# mapped buffers measured 2-3x slower): conv1d columns while resampling (16 MB), and frames per
-# batched STFT call (~5.5 KB of temporaries per frame → ~22 MB for 4096 frames = 41 s of audio).
-_RESAMPLE_CHUNK_ELEMENTS = 2**22
+# Bound on temporaries: frames per batched STFT call (~5.5 KB of temporaries per frame → ~22 MB
+# for 4096 frames = 41 s of audio), which also keeps them in reusable, cache-friendly buffers
+# (larger, freshly mapped buffers measured 2-3x slower).
 _MAX_FRAMES_PER_STFT = 4096
-
-
-@functools.lru_cache(maxsize=16)
-def _sinc_resample_kernel(orig_freq: int, new_freq: int) -> tuple[torch.Tensor, int]:
-    """Polyphase windowed-sinc kernel with `new_freq` phases (rates in units of their gcd or a
-    small multiple of it).
-
-    Returns:
-        `(kernel, pad)`: kernel of shape `(new_freq, 1, 2 * pad + orig_freq)` for `conv1d` with
-        stride `orig_freq`, and the number of zeros to pad on the left.
-    """
-    base_freq = min(orig_freq, new_freq) * RESAMPLE_ROLLOFF
-    width = RESAMPLE_LOWPASS_WIDTH
-    pad = math.ceil(width * orig_freq / base_freq)
-    # Input sample offsets (in input periods) seen by each of the `new_freq` output phases.
-    taps = torch.arange(-pad, pad + orig_freq, dtype=torch.float64)[None, :] / orig_freq
-    phases = torch.arange(0, -new_freq, -1, dtype=torch.float64)[:, None] / new_freq
-    t = ((phases + taps) * base_freq).clamp(-width, width)  # (new_freq, taps), in zero crossings
-    beta = torch.tensor(RESAMPLE_KAISER_BETA, dtype=torch.float64)
-    window = torch.i0(beta * torch.sqrt(1.0 - (t / width) ** 2)) / torch.i0(beta)
-    t = t * math.pi
-    sinc = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t)
-    kernel = sinc * window * (base_freq / orig_freq)
-    return kernel.to(torch.float32)[:, None, :], pad
-
-
-def resample_waveform(waveform: torch.Tensor, orig_freq: int, new_freq: int) -> torch.Tensor:
-    """Band-limited resampling of a 1-D float waveform (Kaiser-windowed sinc, polyphase).
-
-    The rates are reduced by their gcd; output sample `j * new + p` (phase `p`) is the dot product
-    of phase `p`'s filter with the input from sample `j * orig - pad`, i.e. a `conv1d` with stride
-    `orig` (torchaudio's `sinc_interp_kaiser` method). It runs in chunks, so long clips use bounded
-    memory.
-
-    Args:
-        waveform (`torch.Tensor`): float32 tensor of shape `(samples,)`.
-        orig_freq (`int`): sampling rate of `waveform` in Hz.
-        new_freq (`int`): target sampling rate in Hz.
-
-    Returns:
-        `torch.Tensor`: float32 tensor of shape `(ceil(samples * new_freq / orig_freq),)`.
-    """
-    if orig_freq == new_freq:
-        return waveform
-    # Rates reduced by their gcd, then scaled back up to at least _MIN_RESAMPLE_PHASES output
-    # phases: the same filter, but conv1d runs ~5x faster with 16 output channels than with 1 or 2
-    # (48 → 16 kHz reduces to 3 → 1).
-    gcd = math.gcd(orig_freq, new_freq)
-    scale = -(-_MIN_RESAMPLE_PHASES // (new_freq // gcd))
-    orig, new = orig_freq // gcd * scale, new_freq // gcd * scale
-    taps = 2 * math.ceil(RESAMPLE_LOWPASS_WIDTH * orig / (min(orig, new) * RESAMPLE_ROLLOFF)) + orig
-    if new * taps > _MAX_RESAMPLE_KERNEL:
-        raise ValueError(
-            f"Cannot resample from {orig_freq} Hz to {new_freq} Hz: the rate ratio is too fine for "
-            "an exact polyphase resampler. Resample the audio to a common rate first."
-        )
-    kernel, pad = _sinc_resample_kernel(orig, new)  # (new, 1, taps)
-    taps = kernel.shape[-1]
-    num_out = math.ceil(new * waveform.shape[0] / orig)
-    num_positions = -(-num_out // new)  # conv outputs, `new` samples each
-    padded = F.pad(waveform, (pad, num_positions * orig + taps))  # zeros beyond the clip
-    chunk = max(1, _RESAMPLE_CHUNK_ELEMENTS // taps)
-    pieces = []
-    for first in range(0, num_positions, chunk):
-        last = min(first + chunk, num_positions)
-        window = padded[first * orig : (last - 1) * orig + taps]
-        out = F.conv1d(window[None, None], kernel, stride=orig)  # (1, new, last - first)
-        pieces.append(out[0].t().reshape(-1))  # interleave phases → (new * (last - first),)
-    resampled = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
-    return resampled[:num_out]
 
 
 def waveform_to_mono_float(audio: Any, index: int) -> torch.Tensor:
@@ -396,14 +316,7 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
                 f"sampling_rate=44100); audio at another rate than {self.sampling_rate} Hz is "
                 "resampled. It is never assumed, since a wrong rate silently corrupts features."
             )
-        is_number = isinstance(sampling_rate, (int, float, np.number)) and not isinstance(
-            sampling_rate, bool
-        )
-        if not is_number or not float(sampling_rate).is_integer():
-            raise ValueError(f"sampling_rate must be a whole number of Hz, got {sampling_rate!r}.")
-        sampling_rate = int(sampling_rate)
-        if sampling_rate <= 0:
-            raise ValueError(f"sampling_rate must be positive, got {sampling_rate}.")
+        sampling_rate = validate_sampling_rate(sampling_rate)
         packing = self.packing if packing is None else packing
         max_duration = self.max_duration if max_duration is None else max_duration
         if max_duration is not None and max_duration <= 0:
