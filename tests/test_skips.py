@@ -117,6 +117,7 @@ def build_trainer(folder: Path, output_dir: Path, processor: SlapProcessor, *, n
     args = TrainingArguments(
         output_dir=str(output_dir), num_train_epochs=1, gradient_accumulation_steps=gradient_accumulation_steps,
         learning_rate=1e-3, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
+        per_device_eval_batch_size=2,
         dataloader_num_workers=num_workers, remove_unused_columns=False, use_cpu=True, seed=0,
     )
     torch.manual_seed(0)
@@ -153,6 +154,15 @@ def test_broken_folder_trains_through_with_exact_skip_counts(tmp_path, processor
         assert entry["loss"] == pytest.approx(total, rel=1e-4)  # the mean over real micro-batches only
     cumulative = [entry.get("skipped/undecodable", 0) for entry in logs]
     assert cumulative == sorted(cumulative) and cumulative[-1] == expected["undecodable"]
+
+    # evaluation on the same files (the odd rate aside): empty batches score nothing, retrieval
+    # embeds the five decodable clips, the twelve-channel one down-mixed
+    evaluation = load_audio_text_dataset(folder / "metadata.jsonl", probe=False)
+    evaluation = evaluation.select([i for i, clip in enumerate(evaluation.clip_ids) if clip != "odd.wav"])
+    metrics = trainer.evaluate(evaluation)
+    assert math.isfinite(metrics["eval_loss"]) and 0.0 <= metrics["eval_text_to_audio_R@1"] <= 1.0
+    assert [e["clip_id"] for e in trainer.retrieval_examples(evaluation)] == [
+        "good0.wav", "cut_data.wav", "good1.wav", "twelve.wav", "good2.wav"]
 
 
 def test_collator_drops_each_refused_clip_and_keeps_the_rest(processor, monkeypatch):

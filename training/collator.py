@@ -77,7 +77,8 @@ class SlapCollator:
 
     Returns (from `__call__`): `input_features` `(total_frames, 64)` packed, `audio_lengths` `(B,)`,
     `input_ids` / `attention_mask` `(B, L)`, `caption_labels` `(B, L)` (= `input_ids`, -100 at
-    padding). A batch whose examples are all broken has `B = 0`; the training loop must skip it.
+    padding). A batch whose examples are all broken has `B = 0`; the training loop must skip it
+    (`SlapTrainer` does).
     """
 
     def __init__(self, processor, max_tokens: int | None = None, crop_seconds: float | None = 30.0, seed: int = 0,

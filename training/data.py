@@ -23,7 +23,9 @@ schema of `training/examples.py`.
 Bad items never raise. What a header read finds (missing or undecodable file, no samples, no
 caption and no label) is dropped at load time and counted in `dataset.skip_stats`; what only
 decoding finds (NaN/Inf samples, a file broken after loading, any bad row of a stream) comes out
-as an example with `audio=None` and a `skip_reason`, which `SlapCollator` drops and counts.
+as an example with `audio=None` and a `skip_reason`, which `SlapCollator` drops and counts (and
+`SlapTrainer` sums over DataLoader workers and ranks). Only decoding and validation errors are
+caught (`training/examples.py`): a bug in the code raises.
 
     dataset = load_audio_text_dataset("data/clips", split="train")   # or "builtin:train", ...
     print(dataset.skip_stats.summary())

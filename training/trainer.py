@@ -30,6 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, Sampler
@@ -37,7 +38,7 @@ from transformers import Trainer, TrainerCallback
 
 from slap_audio.eval.embed import embed_examples
 from slap_audio.eval.retrieval import retrieval_metrics
-from slap_audio.training.collator import SlapCollator
+from slap_audio.training.collator import SlapCollator, downmix
 from slap_audio.training.examples import SkipStats
 
 logger = logging.getLogger(__name__)
@@ -264,11 +265,12 @@ class SlapTrainer(Trainer):
         self._log_skips(logs)
 
     def retrieval_examples(self, dataset) -> list[dict]:
-        """The decodable examples of `dataset`, kept for the evaluation set (built-in clips are
-        generated on access)."""
+        """The decodable examples of `dataset`, down-mixed as the collator does, kept for the
+        evaluation set (built-in clips are generated on access)."""
         if dataset is self.eval_dataset and self._retrieval_examples is not None:
             return self._retrieval_examples
-        examples = [e for e in (dataset[i] for i in range(len(dataset))) if e["audio"] is not None]
+        examples = [{**e, "audio": {**e["audio"], "array": downmix(np.asarray(e["audio"]["array"]))}}
+                    for e in (dataset[i] for i in range(len(dataset))) if e["audio"] is not None]
         if dataset is self.eval_dataset:
             self._retrieval_examples = examples
         return examples
@@ -278,9 +280,12 @@ class SlapTrainer(Trainer):
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         with torch.random.fork_rng(devices=[]):  # evaluation must not move the training RNG
             metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        if dataset is not None and self.processing_class is not None and self.is_world_process_zero():
+        if dataset is None or self.processing_class is None or not self.is_world_process_zero():
+            return metrics
+        examples = self.retrieval_examples(dataset)
+        if examples:  # none when every evaluation clip is broken
             model = self.accelerator.unwrap_model(self.model)
-            embedded = embed_examples(model, self.processing_class, self.retrieval_examples(dataset))
+            embedded = embed_examples(model, self.processing_class, examples)
             retrieval = retrieval_metrics(embedded.audio, embedded.text, embedded.caption_to_audio)
             retrieval = {f"{metric_key_prefix}_{k.replace('/', '_')}": v for k, v in retrieval.items()}
             self.log(retrieval)
