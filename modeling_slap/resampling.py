@@ -172,7 +172,7 @@ def _resample_farrow(waveform: torch.Tensor, orig: int, new: int) -> torch.Tenso
         position = torch.arange(first, min(first + chunk, num_out), dtype=torch.int64) * orig
         start = position // new  # n0: index of the first tap in the padded clip
         z = ((position % new).to(torch.float64) * (2.0 / new) - 1.0).to(torch.float32)
-        # (degree + 1, chunk); this operand order is ~3x faster than windows @ coefficients.T
+        # (degree + 1, chunk); this operand order runs ~1.5x faster than windows @ coefficients.T
         terms = coefficients @ windows[start].t()
         out = terms[-1]
         for degree in range(terms.shape[0] - 2, -1, -1):
@@ -201,7 +201,7 @@ def resample_waveform(waveform: torch.Tensor, orig_freq: int, new_freq: int) -> 
     """
     orig_freq = validate_sampling_rate(orig_freq, "orig_freq")
     new_freq = validate_sampling_rate(new_freq, "new_freq")
-    if orig_freq == new_freq:
+    if orig_freq == new_freq or waveform.shape[0] == 0:
         return waveform
     orig, new, kernel_size = _polyphase_layout(orig_freq, new_freq)
     if kernel_size <= _MAX_POLYPHASE_KERNEL:

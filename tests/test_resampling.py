@@ -119,9 +119,11 @@ def test_deterministic(rate):
     assert torch.equal(resample_waveform(audio, rate, SR), resample_waveform(audio.clone(), rate, SR))
 
 
-def test_same_rate_is_identity():
+def test_same_rate_and_empty_input_are_returned_as_is():
     audio = torch.randn(100)
     assert resample_waveform(audio, 22254, 22254) is audio
+    for rate in (22254, 44100):
+        assert resample_waveform(torch.zeros(0), rate, SR).shape == (0,)
 
 
 # --- through the feature extractor --------------------------------------------------------
