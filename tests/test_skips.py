@@ -165,6 +165,25 @@ def test_broken_folder_trains_through_with_exact_skip_counts(tmp_path, processor
         "good0.wav", "cut_data.wav", "good1.wav", "twelve.wav", "good2.wav"]
 
 
+def test_slap_train_reports_skips_from_its_workers(tmp_path):
+    """The command, in a fresh process: load-time skips at the start, the workers' at the end."""
+    folder = tmp_path / "clips"
+    write_broken_folder(folder)
+    config = Path(__file__).resolve().parent.parent / "configs" / "micro.yaml"
+    command = [str(Path(sys.executable).with_name("slap-train")), str(config), "--train_source", str(folder),
+               "--eval_source", "none", "--eval_strategy", "no", "--max_steps", "1", "--save_steps", "100", "--logging_steps", "1",
+               "--dataloader_num_workers", "2", "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("training data: skipped 4 items: missing_file=1 (missing.wav); "
+            "undecodable=3 (cut_header.wav, empty.wav, text.wav)") in result.stderr
+    late = "non_finite_audio=2 (nan.wav, inf.wav)" + ("; unsupported_audio=1 (odd.wav)" if odd_rate_is_refused() else "")
+    assert f"skipped while training: skipped {2 + late.count(';')} items: {late}" in result.stderr
+    history = json.loads((tmp_path / "run" / "trainer_state.json").read_text())["log_history"]
+    assert history[-1]["skipped/non_finite_audio"] == 2 and "train_loss" in history[-1]
+
+
 def test_collator_drops_each_refused_clip_and_keeps_the_rest(processor, monkeypatch):
     extractor = processor.feature_extractor
     good = [{"audio": {"array": tone(0.4, seed=i), "sampling_rate": 16000}, "captions": [f"clip {i}"],
