@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_slap import SlapAudioConfig, SlapConfig
 from .modeling_base import SlapAudioModelOutput, SlapPreTrainedModel, audio_config_of
@@ -16,6 +17,7 @@ from .packed_attention import (
     PackedLayout,
     Rotary2D,
     SlapAttentionPooling,
+    attention_function,
     build_layout,
     global_attention,
     local_attention,
@@ -40,6 +42,7 @@ class SlapAudioAttention(nn.Module):
 
     def __init__(self, config: SlapAudioConfig, layer_idx: int):
         super().__init__()
+        self.config = config  # read at each call: `set_attn_implementation` may change the kernel
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.is_global = config.is_global_layer(layer_idx)
@@ -53,11 +56,12 @@ class SlapAudioAttention(nn.Module):
         query = rotary.apply(self.q_proj(hidden).view(shape))
         key = rotary.apply(self.k_proj(hidden).view(shape))
         value = self.v_proj(hidden).view(shape)
-        attend = global_attention if self.is_global else local_attention
-        return self.o_proj(attend(query, key, value, layout).reshape(hidden.shape))
+        pattern = global_attention if self.is_global else local_attention
+        attend = attention_function(self.config._attn_implementation)
+        return self.o_proj(pattern(query, key, value, layout, attend).reshape(hidden.shape))
 
 
-class SlapAudioLayer(nn.Module):
+class SlapAudioLayer(GradientCheckpointingLayer):
     """Pre-norm block: RMSNorm → attention → residual, RMSNorm → SwiGLU → residual."""
 
     def __init__(self, config: SlapAudioConfig, layer_idx: int):
@@ -78,7 +82,9 @@ class SlapAudioModel(SlapPreTrainedModel):
     Takes packed log-mel frames `input_features (total_frames, num_mel_bins)` with
     `audio_lengths (num_clips,)` (frames per clip, multiples of `patch_frames`), or padded frames
     `(num_clips, frames, num_mel_bins)` with `audio_attention_mask (num_clips, frames)`.
-    `use_mask_token=True` adds the learned mask token of masked self-distillation.
+    `use_mask_token=True` adds the learned mask token of masked self-distillation;
+    `add_pooling_layer=False` leaves out the attention pooling (captioning reads the dense tokens
+    only), and `pooler_output` is then None.
     """
 
     config_class = SlapAudioConfig
@@ -86,7 +92,9 @@ class SlapAudioModel(SlapPreTrainedModel):
     input_modalities = ("audio",)
     base_model_prefix = "audio_model"
 
-    def __init__(self, config: SlapAudioConfig | SlapConfig, use_mask_token: bool = False):
+    def __init__(
+        self, config: SlapAudioConfig | SlapConfig, use_mask_token: bool = False, add_pooling_layer: bool = True
+    ):
         config = audio_config_of(config)
         super().__init__(config)
         patch_dim = config.patch_frames * config.patch_bins
@@ -94,9 +102,15 @@ class SlapAudioModel(SlapPreTrainedModel):
         self.mask_token = nn.Parameter(torch.zeros(config.hidden_size)) if use_mask_token else None
         self.layers = nn.ModuleList(SlapAudioLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.pooling = SlapAttentionPooling(config.hidden_size, config.pooling_heads)
-        self.gradient_checkpointing = False
+        self.pooling = SlapAttentionPooling(config.hidden_size, config.pooling_heads) if add_pooling_layer else None
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The patch embedding (a `Linear` over 16×16 log-mel patches: audio has no vocabulary)."""
+        return self.patch_embed
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.patch_embed = value
 
     def patchify(
         self,
@@ -147,14 +161,11 @@ class SlapAudioModel(SlapPreTrainedModel):
         hidden = embeddings
         all_hidden = (hidden,) if output_hidden_states else None
         for layer in self.layers:
-            if self.gradient_checkpointing and self.training:
-                hidden = self._gradient_checkpointing_func(layer.__call__, hidden, rotary, layout)
-            else:
-                hidden = layer(hidden, rotary, layout)
+            hidden = layer(hidden, rotary, layout)  # checkpointed when enabled (GradientCheckpointingLayer)
             if output_hidden_states:
                 all_hidden += (hidden,)
         hidden = self.norm(hidden)
-        pooled = self.pooling(hidden, layout.clip_ids, token_lengths.shape[0])
+        pooled = None if self.pooling is None else self.pooling(hidden, layout.clip_ids, token_lengths.shape[0])
         return SlapAudioModelOutput(
             last_hidden_state=hidden, pooler_output=pooled, token_lengths=token_lengths,
             hidden_states=all_hidden,

@@ -53,6 +53,8 @@ class SlapPreTrainedModel(PreTrainedModel):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, SlapAttentionPooling):
             nn.init.trunc_normal_(module.query, std=std, a=-2 * std, b=2 * std)
+        if isinstance(getattr(module, "ssl_center", None), torch.Tensor):  # the teacher-output centre
+            nn.init.zeros_(module.ssl_center)
         if isinstance(getattr(module, "mask_token", None), nn.Parameter):
             nn.init.trunc_normal_(module.mask_token, std=std, a=-2 * std, b=2 * std)
         if isinstance(getattr(module, "logit_scale", None), nn.Parameter):
@@ -99,11 +101,17 @@ class SlapEmbeddingOutput(ModelOutput):
             The tower's token states (packed for audio, `(batch, seq, dim)` for text).
         unnormalized_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
             The projection before normalisation.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
+            The tower's token states after the embedding and after each block.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True`):
+            The text tower's attention weights (the packed audio tower returns none).
     """
 
     pooler_output: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
     unnormalized_embeds: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass

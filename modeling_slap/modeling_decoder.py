@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import CausalLMOutput
 
 from .configuration_slap import SlapDecoderConfig
 from .modeling_audio import SlapMLP
+from .packed_attention import attention_function
 
 
 def pad_packed(
@@ -26,6 +28,7 @@ class SlapDecoderAttention(nn.Module):
 
     def __init__(self, config: SlapDecoderConfig):
         super().__init__()
+        self.config = config  # read at each call: `set_attn_implementation` may change the kernel
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
@@ -44,14 +47,15 @@ class SlapDecoderAttention(nn.Module):
     ) -> torch.Tensor:
         source = hidden if memory is None else memory
         query, key, value = self._heads(self.q_proj(hidden)), self._heads(self.k_proj(source)), self._heads(self.v_proj(source))
+        attend = attention_function(self.config._attn_implementation)
         if memory is None:
-            out = F.scaled_dot_product_attention(query, key, value, is_causal=True)
+            out = attend(query, key, value, is_causal=True)
         else:
-            out = F.scaled_dot_product_attention(query, key, value, attn_mask=memory_mask[:, None, None, :])
+            out = attend(query, key, value, attn_mask=memory_mask[:, None, None, :])
         return self.o_proj(out.transpose(1, 2).reshape(hidden.shape))
 
 
-class SlapDecoderLayer(nn.Module):
+class SlapDecoderLayer(GradientCheckpointingLayer):
     """Pre-norm block: causal self-attention, cross-attention to the audio, SwiGLU MLP."""
 
     def __init__(self, config: SlapDecoderConfig):
@@ -70,7 +74,8 @@ class SlapDecoderLayer(nn.Module):
 
 
 class SlapCaptionDecoder(nn.Module):
-    """Caption head, trained from scratch on the text tokenizer's vocabulary (tied output layer).
+    """Caption head, trained from scratch on the text tokenizer's vocabulary. The output layer is
+    tied to `embed_tokens` by the owning model (`_tied_weights_keys`, `config.tie_word_embeddings`).
 
     `forward(input_ids (batch, seq), audio_states (batch, audio_tokens, audio_dim), audio_mask)`
     → next-token logits `(batch, seq, vocab)`. Captions are right-padded; the causal mask keeps
@@ -86,13 +91,18 @@ class SlapCaptionDecoder(nn.Module):
         self.layers = nn.ModuleList(SlapDecoderLayer(config) for _ in range(config.num_hidden_layers))
         self.norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self.lm_head.weight = self.embed_tokens.weight
 
     def forward(
-        self, input_ids: torch.Tensor, audio_states: torch.Tensor, audio_mask: torch.Tensor, logits_to_keep: int = 0
-    ) -> torch.Tensor:
-        """Logits `(batch, seq, vocab)`; with `logits_to_keep=k > 0` only the last k positions
-        (generation needs the last one: the output layer is the decoder's largest matmul)."""
+        self,
+        input_ids: torch.Tensor,
+        audio_states: torch.Tensor,
+        audio_mask: torch.Tensor,
+        logits_to_keep: int = 0,
+        output_hidden_states: bool = False,
+    ) -> CausalLMOutput:
+        """`logits (batch, seq, vocab)`; with `logits_to_keep=k > 0` only the last k positions
+        (generation needs the last one: the output layer is the decoder's largest matmul).
+        `output_hidden_states`: the token states after the embedding and after each block."""
         length = input_ids.shape[1]
         if length > self.config.max_position_embeddings:
             raise ValueError(
@@ -102,8 +112,11 @@ class SlapCaptionDecoder(nn.Module):
         positions = torch.arange(length, device=input_ids.device)
         hidden = self.embed_tokens(input_ids) + self.embed_positions(positions)
         memory = self.audio_proj(audio_states)
+        all_hidden = (hidden,) if output_hidden_states else None
         for layer in self.layers:
             hidden = layer(hidden, memory, audio_mask)
+            if output_hidden_states:
+                all_hidden += (hidden,)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
-        return self.lm_head(self.norm(hidden))
+        return CausalLMOutput(logits=self.lm_head(self.norm(hidden)), hidden_states=all_hidden)

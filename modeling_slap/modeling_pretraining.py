@@ -100,7 +100,7 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         super().__init__(config)
         audio_dim, proj = config.audio_config.hidden_size, config.projection_dim
         self.audio_model = SlapAudioModel(config.audio_config, use_mask_token=True)
-        self.text_model = SlapTextModel(config.text_config, config.text_pooling)
+        self.text_model = SlapTextModel(config)
         self.audio_projection = nn.Linear(audio_dim, proj, bias=False)
         self.text_projection = nn.Linear(config.text_config.hidden_size, proj, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(0.0))
@@ -147,6 +147,19 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         for teacher, _ in model.teacher_pairs():
             teacher.requires_grad_(False)
         return loaded
+
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """Resize the text tower's and the caption decoder's vocabularies together: one tokenizer feeds both."""
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        if hasattr(self, "caption_decoder"):
+            decoder, size = self.caption_decoder, embeddings.num_embeddings
+            decoder.embed_tokens = self._get_resized_embeddings(decoder.embed_tokens, size, mean_resizing=mean_resizing)
+            decoder.lm_head = self._get_resized_lm_head(decoder.lm_head, size, mean_resizing=mean_resizing)
+            self.config.decoder_config.vocab_size = size
+            self.tie_weights()
+        return embeddings
 
     def teacher_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(teacher, student) module pairs kept in EMA."""
@@ -245,16 +258,22 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         audio_attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         caption_labels: torch.Tensor | None = None,
+        bool_masked_pos: torch.Tensor | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> SlapForPreTrainingOutput:
+    ) -> SlapForPreTrainingOutput | tuple:
+        """The weighted total loss and each component. `bool_masked_pos (total_tokens,)` fixes the
+        student's masked patches (e.g. for a reproducible evaluation); by default `choose_masked` draws
+        them from torch's RNG when an objective needs masking."""
         config = self.config
         patches, time_ids, freq_ids, token_lengths = self.audio_model.patchify(
             input_features, audio_lengths, audio_attention_mask
         )
         patches = patches.to(self.audio_model.patch_embed.weight.dtype)
         masking = self.uses_masking()
-        if masking:
+        if bool_masked_pos is not None:
+            masked = bool_masked_pos.bool()
+        elif masking:
             masked = self.choose_masked(time_ids, token_lengths)
         else:
             masked = torch.zeros_like(time_ids, dtype=torch.bool)
@@ -297,7 +316,7 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
             if caption_labels is None:
                 raise ValueError("captioning_weight > 0 needs caption_labels (caption ids, -100 at padding)")
             memory, memory_mask = pad_packed(view_dense, token_lengths)
-            logits = self.caption_decoder(input_ids, memory, memory_mask)
+            logits = self.caption_decoder(input_ids, memory, memory_mask).logits
             terms["captioning_loss"] = captioning_loss(logits, caption_labels)
         if config.reconstruction_weight:
             terms["reconstruction_loss"] = reconstruction_loss(
@@ -319,9 +338,10 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         if not terms:
             raise ValueError("every objective weight is 0: nothing to train")
         total = sum(weights[name] * value for name, value in terms.items())
-        return SlapForPreTrainingOutput(
+        output = SlapForPreTrainingOutput(
             loss=total, audio_embeds=audio_embeds, text_embeds=text_embeds, logit_scale=scale.detach(), **terms
         )
+        return output if (return_dict if return_dict is not None else config.return_dict) else output.to_tuple()
 
     @torch.no_grad()
     def _update_center(self, teacher_logits: torch.Tensor) -> None:

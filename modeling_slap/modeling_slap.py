@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin
 from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput
+from transformers.utils import ModelOutput
 
 from .configuration_slap import SlapConfig
 from .losses import captioning_loss, contrastive_loss
@@ -36,31 +37,52 @@ class SlapTowersMixin:
         input_features: torch.Tensor,
         audio_lengths: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> SlapEmbeddingOutput:
+    ) -> SlapEmbeddingOutput | tuple:
         """Embed clips; `pooler_output` is the L2-normalised projected embedding `(num_clips, projection_dim)`."""
-        audio = self.audio_model(input_features, audio_lengths, audio_attention_mask, return_dict=True)
-        embeds = self.audio_projection(audio.pooler_output)
-        return SlapEmbeddingOutput(
-            pooler_output=F.normalize(embeds, dim=-1), last_hidden_state=audio.last_hidden_state,
-            unnormalized_embeds=embeds,
+        audio = self.audio_model(
+            input_features, audio_lengths, audio_attention_mask, output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
+        return self._embedding_output(audio, self.audio_projection, return_dict)
 
     def get_text_features(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> SlapEmbeddingOutput:
+    ) -> SlapEmbeddingOutput | tuple:
         """Embed captions; `pooler_output` is the L2-normalised projected embedding `(batch, projection_dim)`."""
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        text = self.text_model(input_ids, attention_mask, **extra)
-        embeds = self.text_projection(text.pooler_output)
-        return SlapEmbeddingOutput(
-            pooler_output=F.normalize(embeds, dim=-1), last_hidden_state=text.last_hidden_state,
-            unnormalized_embeds=embeds,
+        text = self.text_model(
+            input_ids, attention_mask, token_type_ids, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True,
         )
+        return self._embedding_output(text, self.text_projection, return_dict)
+
+    def _embedding_output(
+        self, tower: ModelOutput, projection: nn.Module, return_dict: bool | None
+    ) -> SlapEmbeddingOutput | tuple:
+        """A tower's output with its projected, L2-normalised embedding as `pooler_output`."""
+        embeds = projection(tower.pooler_output)
+        output = SlapEmbeddingOutput(
+            pooler_output=F.normalize(embeds, dim=-1), last_hidden_state=tower.last_hidden_state,
+            unnormalized_embeds=embeds, hidden_states=tower.hidden_states,
+            attentions=getattr(tower, "attentions", None),
+        )
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The text tower's token embeddings (the audio tower's patch embedding is `audio_model`'s)."""
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.text_model.set_input_embeddings(value)
 
     def logit_scale_value(self) -> torch.Tensor:
         """The inverse temperature, clamped to `logit_scale_max`."""
@@ -70,10 +92,12 @@ class SlapTowersMixin:
 class SlapModel(SlapTowersMixin, SlapPreTrainedModel):
     """The joint audio–text embedding model (contrastive towers and projections)."""
 
+    main_input_name = "input_ids"  # `forward`'s first argument, as in `ClapModel`
+
     def __init__(self, config: SlapConfig):
         super().__init__(config)
         self.audio_model = SlapAudioModel(config.audio_config)
-        self.text_model = SlapTextModel(config.text_config, config.text_pooling)
+        self.text_model = SlapTextModel(config)
         self.audio_projection = nn.Linear(config.audio_config.hidden_size, config.projection_dim, bias=False)
         self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(0.0))
@@ -88,14 +112,23 @@ class SlapModel(SlapTowersMixin, SlapPreTrainedModel):
         audio_attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         return_loss: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> SlapOutput | tuple:
+        """Score every caption against every clip. `output_hidden_states` fills the towers' outputs
+        (`text_model_output.hidden_states`, `audio_model_output.hidden_states`)."""
         if input_ids is None or input_features is None:
             raise ValueError("SlapModel.forward needs both input_ids (text) and input_features (audio)")
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        text = self.text_model(input_ids, attention_mask, **extra)
-        audio = self.audio_model(input_features, audio_lengths, audio_attention_mask, return_dict=True)
+        text = self.text_model(
+            input_ids, attention_mask, token_type_ids, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        audio = self.audio_model(
+            input_features, audio_lengths, audio_attention_mask, output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         text_embeds = F.normalize(self.text_projection(text.pooler_output), dim=-1)
         audio_embeds = F.normalize(self.audio_projection(audio.pooler_output), dim=-1)
         logits_per_text = self.logit_scale_value() * text_embeds @ audio_embeds.t()
@@ -116,7 +149,7 @@ class SlapModel(SlapTowersMixin, SlapPreTrainedModel):
 class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
     """Audio captioning: the audio encoder and the caption decoder.
 
-    Training: `forward(input_features, audio_lengths, input_ids, labels)` (teacher forcing; labels
+    Training: `forward(input_ids, input_features, audio_lengths, labels=...)` (teacher forcing; labels
     are the caption ids, -100 where ignored, shifted inside). Inference: `generate(input_features,
     audio_lengths, max_new_tokens=...)` encodes the audio once and decodes from the BOS token.
     """
@@ -126,7 +159,7 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
 
     def __init__(self, config: SlapConfig):
         super().__init__(config)
-        self.audio_model = SlapAudioModel(config.audio_config)
+        self.audio_model = SlapAudioModel(config.audio_config, add_pooling_layer=False)  # dense tokens only
         self.caption_decoder = SlapCaptionDecoder(config.decoder_config, config.audio_config.hidden_size)
         self.post_init()
         decoder = config.decoder_config
@@ -139,8 +172,14 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
     def get_input_embeddings(self) -> nn.Module:
         return self.caption_decoder.embed_tokens
 
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.caption_decoder.embed_tokens = value
+
     def get_output_embeddings(self) -> nn.Module:
         return self.caption_decoder.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.caption_decoder.lm_head = value
 
     def encode_audio(
         self,
@@ -164,9 +203,12 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         encoder_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         logits_to_keep: int = 0,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> CausalLMOutput | tuple:
+        """Next-token logits of the captions `input_ids (batch, seq)` given the audio; with `labels`,
+        the captioning loss. `output_hidden_states` returns the decoder's token states."""
         if encoder_hidden_states is None:
             if input_features is None:
                 raise ValueError("pass input_features (audio) or encoder_hidden_states")
@@ -175,13 +217,14 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
             )
         if labels is not None and logits_to_keep:
             raise ValueError("labels need the logits of every position: leave logits_to_keep at 0")
-        logits = self.caption_decoder(input_ids, encoder_hidden_states, encoder_attention_mask, logits_to_keep)
-        loss = None
-        if labels is not None:
-            loss = captioning_loss(logits, labels)
-        output = CausalLMOutput(loss=loss, logits=logits)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        decoded = self.caption_decoder(
+            input_ids, encoder_hidden_states, encoder_attention_mask, logits_to_keep, output_hidden_states
+        )
+        loss = None if labels is None else captioning_loss(decoded.logits, labels)
+        output = CausalLMOutput(loss=loss, logits=decoded.logits, hidden_states=decoded.hidden_states)
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
     @torch.no_grad()
     def generate(
@@ -211,16 +254,29 @@ class SlapForAudioClassification(SlapPreTrainedModel):
         self.classifier = nn.Linear(config.audio_config.hidden_size, config.num_labels)
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The audio tower's patch embedding (what PEFT's `enable_input_require_grads` hooks)."""
+        return self.audio_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.audio_model.set_input_embeddings(value)
+
     def forward(
         self,
         input_features: torch.Tensor,
         audio_lengths: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
-        audio = self.audio_model(input_features, audio_lengths, audio_attention_mask, return_dict=True)
+        """Class logits `(num_clips, num_labels)`; with `labels`, the loss (cross-entropy, or binary
+        cross-entropy for `problem_type="multi_label_classification"`)."""
+        audio = self.audio_model(
+            input_features, audio_lengths, audio_attention_mask, output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         logits = self.classifier(audio.pooler_output)
         loss = None
         if labels is not None:
@@ -228,6 +284,6 @@ class SlapForAudioClassification(SlapPreTrainedModel):
                 loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
             else:
                 loss = F.cross_entropy(logits, labels)
-        output = SequenceClassifierOutput(loss=loss, logits=logits)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=audio.hidden_states)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()

@@ -7,30 +7,45 @@ import os
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedConfig
+from transformers import AutoModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from .configuration_slap import SlapConfig
+from .modeling_base import SlapPreTrainedModel
 from .packed_attention import SlapAttentionPooling
 
 
-class SlapTextModel(nn.Module):
-    """Wraps a Hugging Face text encoder and pools its token states.
+class SlapTextModel(SlapPreTrainedModel):
+    """Wraps a Hugging Face text encoder (`config.text_config`) and pools its token states.
 
-    `pooling` is `"attention"` (one learned query, multi-head), `"cls"` (first token) or `"mean"`
-    (over the attention mask). Pretrained encoder weights load with `load_pretrained_encoder`.
+    `config.text_pooling` is `"attention"` (one learned query, multi-head), `"cls"` (first token) or
+    `"mean"` (over the attention mask). Its config is the joint `SlapConfig` (the encoder can be any
+    architecture, so there is no text config class of our own), and its weights sit under
+    `text_model.` in `SlapModel` checkpoints: `SlapTextModel.from_pretrained` loads the text tower of
+    a `SlapModel` folder. Pretrained encoder weights load with `load_pretrained_encoder`.
     """
 
-    def __init__(self, text_config: PreTrainedConfig, pooling: str = "attention"):
-        super().__init__()
+    main_input_name = "input_ids"
+    input_modalities = ("text",)
+    base_model_prefix = "text_model"
+
+    def __init__(self, config: SlapConfig):
+        super().__init__(config)
+        text_config = config.text_config
         extra = {}
         encoder_class = AutoModel._model_mapping[type(text_config)]
         if "add_pooling_layer" in inspect.signature(encoder_class.__init__).parameters:
             extra["add_pooling_layer"] = False  # the encoder's own pooler would be unused weights
         self.encoder = AutoModel.from_config(text_config, **extra)
-        self.pooling = pooling
-        hidden = text_config.hidden_size
-        if pooling == "attention":
-            self.attention_pooling = SlapAttentionPooling(hidden, text_config.num_attention_heads)
+        if config.text_pooling == "attention":
+            self.attention_pooling = SlapAttentionPooling(text_config.hidden_size, text_config.num_attention_heads)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.encoder.set_input_embeddings(value)
 
     def load_pretrained_encoder(self, path: str | os.PathLike) -> None:
         """Load encoder weights saved with `save_pretrained` (a folder on disk or a Hub id).
@@ -48,24 +63,46 @@ class SlapTextModel(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        **encoder_kwargs,
-    ) -> BaseModelOutputWithPooling:
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Encode captions `(batch, seq)`; `pooler_output (batch, hidden)` is the pooled caption vector."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        config = self.config
         if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_kwargs)
+            shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+            device = input_ids.device if input_ids is not None else inputs_embeds.device
+            attention_mask = torch.ones(shape, dtype=torch.long, device=device)
+        given = {"token_type_ids": token_type_ids, "position_ids": position_ids}  # not every encoder has them
+        output = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions if output_attentions is not None else config.output_attentions,
+            output_hidden_states=(
+                output_hidden_states if output_hidden_states is not None else config.output_hidden_states
+            ),
+            return_dict=True, **{k: v for k, v in given.items() if v is not None},
+        )
         hidden = output.last_hidden_state  # (batch, seq, hidden)
         mask = attention_mask.bool()
-        if self.pooling == "cls":
+        if config.text_pooling == "cls":
             pooled = hidden[:, 0]
-        elif self.pooling == "mean":
+        elif config.text_pooling == "mean":
             weights = mask.to(hidden.dtype)[..., None]
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
         else:  # the audio tower's pooling, over the unpadded tokens of each caption
             batch, seq = mask.shape
             caption_ids = torch.arange(batch, device=mask.device)[:, None].expand(batch, seq)[mask]
             pooled = self.attention_pooling(hidden[mask], caption_ids, batch)
-        return BaseModelOutputWithPooling(
-            last_hidden_state=hidden, pooler_output=pooled, hidden_states=output.hidden_states
+        result = BaseModelOutputWithPooling(
+            last_hidden_state=hidden, pooler_output=pooled, hidden_states=output.hidden_states,
+            attentions=output.attentions,
         )
+        return result if (return_dict if return_dict is not None else config.return_dict) else result.to_tuple()

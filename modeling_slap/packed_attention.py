@@ -5,15 +5,53 @@ A pack is all clips' tokens concatenated, `(total_tokens, dim)`, with no padding
 `PackedLayout` describes it once per forward (clip boundaries, each token's time column and
 frequency row, the blocks of the local kernel) and every layer reuses it. Attention never
 crosses a clip boundary; the tests check both kernels against a plain per-clip reference.
+
+The score kernel is chosen the transformers way, by `config._attn_implementation`: `"sdpa"`
+(`torch.nn.functional.scaled_dot_product_attention`, the default) or `"eager"` (the same softmax
+written out in plain matmuls); both compute the same attention on the same blocks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def eager_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+) -> torch.Tensor:
+    """softmax(q kᵀ / √d) v in plain matmuls, with SDPA's signature (boolean `attn_mask`, True = may attend)."""
+    scores = query @ key.transpose(-2, -1) * query.shape[-1] ** -0.5  # (..., queries, keys)
+    if is_causal:
+        attn_mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).tril()
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, -torch.inf)
+    return scores.softmax(-1).to(value.dtype) @ value
+
+
+ATTENTION_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "sdpa": F.scaled_dot_product_attention,
+    "eager": eager_attention,
+}
+
+
+def attention_function(implementation: str | None) -> Callable[..., torch.Tensor]:
+    """The score kernel for `config._attn_implementation` (None: SDPA)."""
+    if implementation is None:
+        return F.scaled_dot_product_attention
+    if implementation not in ATTENTION_FUNCTIONS:
+        raise ValueError(
+            f"attn_implementation={implementation!r} is not supported by SLAP; choose one of {sorted(ATTENTION_FUNCTIONS)}"
+        )
+    return ATTENTION_FUNCTIONS[implementation]
 
 
 @dataclass
@@ -102,7 +140,8 @@ def _local_blocks(
 
 
 def local_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: PackedLayout
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: PackedLayout,
+    attend: Callable[..., torch.Tensor] = F.scaled_dot_product_attention,
 ) -> torch.Tensor:
     """Banded attention within clips. `query/key/value`: (total_tokens, heads, head_dim)."""
     blocks = layout.local_blocks
@@ -112,20 +151,21 @@ def local_attention(
     q = F.pad(query, (0, 0, 0, 0, 0, tail)).view(num_blocks, size, heads, head_dim)
     k = F.pad(key, (0, 0, 0, 0, size, tail + size))[blocks.key_index]
     v = F.pad(value, (0, 0, 0, 0, size, tail + size))[blocks.key_index]
-    out = F.scaled_dot_product_attention(
+    out = attend(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=blocks.mask
     )  # (num_blocks, heads, block_size, head_dim)
     return out.transpose(1, 2).reshape(num_blocks * size, heads, head_dim)[:total]
 
 
 def global_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: PackedLayout
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: PackedLayout,
+    attend: Callable[..., torch.Tensor] = F.scaled_dot_product_attention,
 ) -> torch.Tensor:
     """Full attention within each clip. `query/key/value`: (total_tokens, heads, head_dim)."""
     out = torch.empty_like(query)
     for start, end in layout.segments:
         seg = [t[start:end].transpose(0, 1).unsqueeze(0) for t in (query, key, value)]
-        out[start:end] = F.scaled_dot_product_attention(*seg)[0].transpose(0, 1)
+        out[start:end] = attend(*seg)[0].transpose(0, 1)
     return out
 
 
