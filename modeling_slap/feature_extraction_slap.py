@@ -25,7 +25,7 @@ sibling `resampling.py`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -125,8 +125,9 @@ def waveform_to_mono_float(audio: Any, index: int) -> torch.Tensor:
 
 
 def _split_clips(raw_audio: Any) -> list[Any]:
-    """One clip (array, tensor, list of numbers) → `[clip]`; a list of clips → that list."""
-    if isinstance(raw_audio, (np.ndarray, torch.Tensor)):
+    """One clip (array, tensor, list of numbers, `{"array", "sampling_rate"}`) → `[clip]`; a list
+    of clips → that list."""
+    if isinstance(raw_audio, (np.ndarray, torch.Tensor, Mapping)):
         return [raw_audio]
     if isinstance(raw_audio, (list, tuple)):
         if len(raw_audio) == 0:
@@ -136,7 +137,30 @@ def _split_clips(raw_audio: Any) -> list[Any]:
             return [raw_audio]  # a single clip as a list of numbers
         return list(raw_audio)
     raise ValueError(f"raw_audio is non-numeric: got {type(raw_audio).__name__}; expected a numpy "
-                     "array, a torch tensor, a list of numbers or a list of clips.")
+                     "array, a torch tensor, a list of numbers, a {'array', 'sampling_rate'} "
+                     "mapping or a list of clips.")
+
+
+def _samples_and_rate(clip: Any, sampling_rate: int | None, index: int) -> tuple[Any, int]:
+    """A clip's samples and rate in Hz. A `{"array", "sampling_rate"}` mapping (the schema of a
+    decoded `datasets.Audio` value) carries its own rate, which must agree with `sampling_rate`
+    when both are given; any other clip is at `sampling_rate`, which is then required."""
+    if not isinstance(clip, Mapping):
+        if sampling_rate is None:
+            raise ValueError(
+                "sampling_rate is required: pass the rate of raw_audio in Hz (e.g. "
+                "sampling_rate=44100) or clips as {'array': samples, 'sampling_rate': rate}. It is "
+                "never assumed, since a wrong rate silently corrupts features."
+            )
+        return clip, sampling_rate
+    if "array" not in clip or "sampling_rate" not in clip:
+        raise ValueError(f"Audio clip {index} is a mapping without the keys 'array' and "
+                         f"'sampling_rate' (it has {sorted(map(str, clip))}).")
+    rate = validate_sampling_rate(clip["sampling_rate"], f"Audio clip {index}'s sampling_rate")
+    if sampling_rate is not None and rate != sampling_rate:
+        raise ValueError(f"Audio clip {index} is sampled at {rate} Hz, but sampling_rate="
+                         f"{sampling_rate} was passed.")
+    return clip["array"], rate
 
 
 class SlapFeatureExtractor(SequenceFeatureExtractor):
@@ -289,10 +313,13 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
             raw_audio: one clip or a list of clips. A clip is a numpy array or torch tensor (any
                 float dtype, or int16/int32/int8/uint8 PCM), 1-D mono or 2-D multichannel
                 (`(channels, samples)` or `(samples, channels)` with at most 8 channels;
-                down-mixed by the mean), or a Python list of float samples. Several clips must be
-                passed as a list, never as one 2-D array.
-            sampling_rate (`int`): rate of `raw_audio` in Hz. Required; audio at another rate than
-                `self.sampling_rate` is resampled with a band-limited windowed-sinc filter.
+                down-mixed by the mean), a Python list of float samples, or a mapping
+                `{"array": samples, "sampling_rate": rate}` that carries its own rate (clips of a
+                batch may then have different rates). Several clips must be passed as a list, never
+                as one 2-D array.
+            sampling_rate (`int`): rate of `raw_audio` in Hz, required unless every clip carries
+                its own. Audio at another rate than `self.sampling_rate` is resampled with a
+                band-limited windowed-sinc filter.
             packing (`bool`, *optional*): packed (`True`) or padded (`False`) output; defaults to
                 `self.packing`.
             max_duration (`float`, *optional*): truncate clips to their first `max_duration`
@@ -310,13 +337,8 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
         """
         if kwargs:
             logger.warning_once(f"SlapFeatureExtractor ignores the arguments {sorted(kwargs)}.")
-        if sampling_rate is None:
-            raise ValueError(
-                "sampling_rate is required: pass the rate of raw_audio in Hz (e.g. "
-                f"sampling_rate=44100); audio at another rate than {self.sampling_rate} Hz is "
-                "resampled. It is never assumed, since a wrong rate silently corrupts features."
-            )
-        sampling_rate = validate_sampling_rate(sampling_rate)
+        if sampling_rate is not None:
+            sampling_rate = validate_sampling_rate(sampling_rate)
         packing = self.packing if packing is None else packing
         max_duration = self.max_duration if max_duration is None else max_duration
         if max_duration is not None and max_duration <= 0:
@@ -324,10 +346,11 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
 
         clips = []
         for index, clip in enumerate(_split_clips(raw_audio)):
-            waveform = waveform_to_mono_float(clip, index)
+            samples, rate = _samples_and_rate(clip, sampling_rate, index)
+            waveform = waveform_to_mono_float(samples, index)
             if max_duration is not None:  # cut at the input rate first, to resample less
-                waveform = waveform[: math.ceil(max_duration * sampling_rate - 1e-9)]
-            waveform = resample_waveform(waveform, sampling_rate, self.sampling_rate)
+                waveform = waveform[: math.ceil(max_duration * rate - 1e-9)]
+            waveform = resample_waveform(waveform, rate, self.sampling_rate)
             if max_duration is not None:
                 waveform = waveform[: max(1, round(max_duration * self.sampling_rate))]
             clips.append(waveform)
@@ -336,7 +359,7 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
         if packing:
             data = {"input_features": features, "audio_lengths": audio_lengths}
         else:
-            data = self._pad(features, audio_lengths)
+            data = self._unpack(features, audio_lengths)
         return BatchFeature(self._convert(data, return_tensors))
 
     def _packed_log_mel(self, clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -402,8 +425,9 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
                 features[start : start + count] = log_mel[row, :count]
         return features, torch.tensor(frame_counts, dtype=torch.int64)
 
-    def _pad(self, features: torch.Tensor, audio_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Packed `(total_frames, mel)` → padded `(batch, max_frames, mel)` plus frame mask."""
+    def _unpack(self, features: torch.Tensor, audio_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Packed `(total_frames, mel)` → padded `(batch, max_frames, mel)` plus frame mask. (Not
+        named `_pad`: that is `SequenceFeatureExtractor`'s per-example step of `pad()`.)"""
         batch, max_frames = audio_lengths.shape[0], int(audio_lengths.max())
         padded = torch.full((batch, max_frames, self.feature_size), float(self.padding_value))
         mask = (torch.arange(max_frames)[None, :] < audio_lengths[:, None]).to(torch.int64)

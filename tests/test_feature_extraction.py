@@ -205,6 +205,21 @@ def test_return_tensors_numpy_and_lists(fe):
     assert as_list["audio_lengths"] == [32] and len(as_list["input_features"]) == 32
 
 
+def test_clips_carrying_their_rate(fe):
+    """`{"array", "sampling_rate"}` clips (a decoded `datasets.Audio` value) need no `sampling_rate`
+    argument, may mix rates in one batch, and give the features of the same clips passed by rate."""
+    clip_44k, clip_16k, stereo_8k = noise(0.7, seed=20, sr=44100), noise(1.2, seed=21), noise(0.4, seed=22, sr=8000)
+    stereo_8k = np.stack([stereo_8k, -0.5 * stereo_8k], axis=1)  # (samples, channels), as in training examples
+    mixed = fe([{"array": clip_44k, "sampling_rate": 44100}, {"array": clip_16k, "sampling_rate": SR},
+                {"array": stereo_8k, "sampling_rate": 8000.0}])
+    by_rate = [fe(clip_44k, sampling_rate=44100), fe(clip_16k, sampling_rate=SR), fe(stereo_8k, sampling_rate=8000)]
+    assert torch.equal(mixed["audio_lengths"], torch.cat([out["audio_lengths"] for out in by_rate]))
+    torch.testing.assert_close(mixed["input_features"], torch.cat([out["input_features"] for out in by_rate]),
+                               rtol=0, atol=1e-5)
+    single = fe({"array": clip_16k, "sampling_rate": SR}, sampling_rate=SR)  # an agreeing argument is fine
+    assert torch.equal(single["input_features"], by_rate[1]["input_features"])
+
+
 # --- resampling ---------------------------------------------------------------------------
 
 
@@ -242,6 +257,10 @@ def test_resampled_tone_peaks_at_same_bin(fe, sr):
         (torch.zeros(10, dtype=torch.complex64), {"sampling_rate": SR}, "unsupported dtype"),
         (np.zeros(1600, np.float32), {"sampling_rate": 22050.5}, "whole number"),
         (np.zeros(1600, np.float32), {"sampling_rate": "16k"}, "whole number"),
+        ([{"array": np.zeros(1600), "sampling_rate": SR}, np.zeros(1600)], {}, "sampling_rate is required"),
+        ({"array": np.zeros(1600), "sampling_rate": SR}, {"sampling_rate": 44100}, "clip 0 is sampled at 16000 Hz"),
+        ({"array": np.zeros(1600), "sampling_rate": 0}, {}, "clip 0's sampling_rate must be positive"),
+        ([np.zeros(10), {"samples": np.zeros(1600)}], {"sampling_rate": SR}, "clip 1 is a mapping without"),
     ],
 )
 def test_invalid_inputs_raise(fe, audio, kwargs, word):
