@@ -111,7 +111,8 @@ COMMANDS = {
     ),
     "slap-eval outputs/demo/run/slap --dataset builtin:test --captioner outputs/demo/run/captioner "
     "--output-dir outputs/demo/eval": Command(
-        append=("--num-clips", "16"), why="the 250 test clips (and captioning them) take a minute",
+        append=("--num-clips", "16", "--caption-clips", "4"),
+        why="the 250 test clips take 30 s, and beam search captions about a clip a second",
         creates=("outputs/demo/eval/results.json", "outputs/demo/eval/similarity_matrix.png"),
     ),
     "slap-push outputs/demo/run/slap user/slap-tiny --metrics outputs/demo/eval/results.json": Command(
@@ -133,6 +134,14 @@ PYTHON_BLOCKS = {
             "assert torch.allclose(text.norm(dim=-1), torch.ones(2), atol=1e-5)\n"
         ),
     ),
+    'lora.save_pretrained("outputs/demo/lora")': PythonBlock(
+        checks=(
+            "import os\n"
+            "trainable, total = lora.get_nb_trainable_parameters()\n"
+            "assert 0 < trainable < total / 2, (trainable, total)\n"
+            "assert os.path.isfile('outputs/demo/lora/adapter_model.safetensors')\n"
+        ),
+    ),
 }
 
 # ----------------------------------------------------------------------------- reading the README
@@ -145,16 +154,15 @@ _PROGRAM = re.compile(r"^(\./run|slap-[a-z]+|python3?|torchrun|accelerate|hf|pip
 def readme_blocks(text: str) -> list[Block]:
     """The fenced blocks, and the inline-quoted commands of the prose between them, in order."""
     blocks, prose_start = [], 0
-    line_of = lambda offset: text.count("\n", 0, offset) + 1  # noqa: E731
     for fence in [*_FENCE.finditer(text), None]:
         prose_end = fence.start() if fence else len(text)
         for quoted in _INLINE.finditer(text, prose_start, prose_end):
             if _PROGRAM.match(quoted.group(1)):
-                blocks.append(Block("inline", line_of(quoted.start()), quoted.group(1)))
+                blocks.append(Block("inline", text.count("\n", 0, quoted.start()) + 1, quoted.group(1)))
         if fence:
-            blocks.append(Block(fence.group(1).strip(), line_of(fence.start()), fence.group(2)))
+            blocks.append(Block(fence.group(1).strip(), text.count("\n", 0, fence.start()) + 1, fence.group(2)))
             prose_start = fence.end()
-    return sorted(blocks, key=lambda b: b.line)
+    return blocks
 
 
 def commands(block: Block) -> list[str]:
