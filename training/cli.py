@@ -164,8 +164,8 @@ def export_release_models(model: SlapForPreTraining, processor: SlapProcessor, o
 def main(argv: list[str] | None = None) -> dict[str, str]:
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO if training_args.process_index == 0 else logging.WARNING)
-    # checkpoints then carry the model code and `auto_map`, and a new process resuming from one
-    # reads them back (the processor's feature extractor is found through the Auto classes)
+    # Checkpoints then carry the model code and `auto_map` (each loads with remote code anywhere),
+    # and a process resuming from one — a new one after a crash — resolves model_type "slap" locally.
     register_auto_classes()
     seed_run(training_args)
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
