@@ -161,11 +161,15 @@ def test_installed_package_loads_without_a_prior_call(saved):
         import torch
         import transformers
         from slap_audio.modeling_slap import (
-            SlapConfig, SlapFeatureExtractor, SlapForAudioClassification, SlapModel, register_auto_classes,
+            SlapConfig, SlapFeatureExtractor, SlapForAudioClassification, SlapModel, SlapProcessor,
+            register_auto_classes,
         )
         slap = sys.argv[1]
         model = SlapModel.from_pretrained(slap)
         extractor = SlapFeatureExtractor.from_pretrained(slap)
+        processor = SlapProcessor.from_pretrained(slap)
+        assert type(processor.feature_extractor) is SlapFeatureExtractor
+        assert processor(text=["a low hum"])["input_ids"].shape[0] == 1
         classifier = SlapForAudioClassification.from_pretrained(slap, num_labels=3)
         assert type(SlapConfig.from_pretrained(slap)) is SlapConfig
         assert classifier.config.num_labels == 3
