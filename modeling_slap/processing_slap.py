@@ -6,7 +6,7 @@ a key passed both ways is an error; the tokenizer's own settings override this p
 """
 
 # No `from __future__ import annotations`: `_merge_kwargs` reads the TypedDicts' annotations as types.
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from transformers import BatchFeature, ProcessorMixin
 from transformers.processing_utils import ProcessingKwargs, Unpack
@@ -52,15 +52,18 @@ class SlapProcessor(ProcessorMixin):
 
     valid_processor_kwargs = SlapProcessorKwargs
 
+    # Spelled out: `ProcessorMixin.get_attributes` reads the sub-processors from this signature.
     def __init__(self, feature_extractor, tokenizer):
         super().__init__(feature_extractor, tokenizer)
 
     def __call__(
         self,
         text: str | list[str] | None = None,
-        audio=None,
+        audio: Any = None,
         **kwargs: Unpack[SlapProcessorKwargs],
     ) -> BatchFeature:
+        """Tokenize `text` and/or compute the features of `audio` (any clip or list of clips that
+        `SlapFeatureExtractor` takes); the outputs of both, merged into one `BatchFeature`."""
         if text is None and audio is None:
             raise ValueError("SlapProcessor needs text, audio or both.")
         merged = self._merge_kwargs(

@@ -35,7 +35,7 @@ import torch
 from transformers import BatchFeature
 from transformers_common import common_tests
 
-from slap_audio.modeling_slap import SlapFeatureExtractor, SlapProcessor
+from slap_audio.modeling_slap import SlapFeatureExtractor, SlapProcessor, register_auto_classes
 
 from conftest import build_test_tokenizer, tone
 
@@ -227,6 +227,7 @@ def saved(tmp_path_factory):
     """Processor folders saved in this process (Auto classes registered, so `auto_map` and the code
     are written) and in a new one without registration, plus two clips and the expected outputs."""
     root = tmp_path_factory.mktemp("processor")
+    register_auto_classes()  # (conftest does too) so that save_pretrained writes auto_map and the code
     processor = SlapProcessor(SlapFeatureExtractor(), build_test_tokenizer())
     processor.save_pretrained(root / "registered")
     run_fresh("""
