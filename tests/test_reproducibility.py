@@ -85,16 +85,18 @@ def test_same_config_and_seed_give_the_same_run(config, reference, tmp_path):
 
 
 def test_a_killed_run_resumes_in_a_new_process(config, reference, tmp_path):
-    process = subprocess.Popen(
-        [SLAP_TRAIN, str(config), "--output_dir", str(tmp_path)], cwd=tmp_path, env=ENV,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "killed.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [SLAP_TRAIN, str(config), "--output_dir", str(tmp_path)], cwd=tmp_path, env=ENV,
+            stdout=handle, stderr=subprocess.STDOUT,
+        )
     first = tmp_path / "checkpoint-2" / "trainer_state.json"  # the Trainer writes it last
     deadline = time.monotonic() + 300
     while not first.is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL  # killed mid-run, not finished
+    assert process.wait() == -signal.SIGKILL, log.read_text()[-4000:]  # killed mid-run, not finished
     complete = [int(p.parent.name.split("-")[1]) for p in tmp_path.glob("checkpoint-*/trainer_state.json")]
     assert complete and max(complete) < MAX_STEPS and not (tmp_path / "slap").exists()
     last = max(complete)
