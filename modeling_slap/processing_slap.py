@@ -12,6 +12,7 @@ from transformers import BatchFeature, ProcessorMixin
 from transformers.processing_utils import ProcessingKwargs, Unpack
 from transformers.utils import TensorType
 
+from .configuration_slap import SlapConfig
 from .feature_extraction_slap import SlapFeatureExtractor
 
 
@@ -90,7 +91,15 @@ class SlapProcessor(ProcessorMixin):
         """The sub-processors of a saved folder. The feature extractor is always this package's
         `SlapFeatureExtractor`, loaded by its class rather than through `AutoFeatureExtractor`, so a
         saved processor loads without `register_auto_classes()` and, as remote code, without an Auto
-        mapping; the tokenizer is any `AutoTokenizer`."""
+        mapping; the tokenizer is any `AutoTokenizer`, given the folder's `SlapConfig` so that
+        `AutoTokenizer` does not resolve the config through `AutoConfig` (which asks whether to run the
+        folder's remote code when `slap` is not registered)."""
+        if "config" not in kwargs:
+            try:
+                kwargs = {**kwargs, "config": SlapConfig.from_pretrained(pretrained_model_name_or_path, **kwargs)}
+            except OSError:  # a processor saved alone, without the model's config.json
+                pass
         tokenizer = cls._load_tokenizer_from_pretrained("tokenizer", pretrained_model_name_or_path, **kwargs)
+        kwargs.pop("config", None)
         feature_extractor = SlapFeatureExtractor.from_pretrained(pretrained_model_name_or_path, **kwargs)
         return [feature_extractor, tokenizer]
