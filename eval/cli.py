@@ -32,7 +32,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoModelForSpeechSeq2Seq, AutoProcessor, HfArgumentParser
 
-from slap_audio.eval.builtin_data import DEFAULT_NUM_CLIPS, LABELS, prompt_templates
+from slap_audio.data.builtin_data import DEFAULT_NUM_CLIPS, LABELS, prompt_templates
+from slap_audio.data.sources import SkipStats, load_audio_text_dataset
 from slap_audio.eval.caption_metrics import caption_metrics
 from slap_audio.eval.embed import DEFAULT_BATCH_SECONDS, EmbeddedSet, embed_audio, embed_examples
 from slap_audio.eval.report import (
@@ -54,7 +55,6 @@ from slap_audio.eval.zero_shot import (
     zero_shot_classify,
 )
 from slap_audio.modeling_slap import register_auto_classes
-from slap_audio.training.data import SkipStats, load_audio_text_dataset
 
 BUILTIN = "builtin"
 BUILTIN_NAME = "slap-builtin"  # the dataset name the model card shows for the built-in data

@@ -75,7 +75,7 @@ def classify_in_fresh_process(model_dir: Path, num_clips: int = 4) -> str:
     """The published folder through the real pipeline, in a new interpreter, with remote code."""
     script = textwrap.dedent(f"""
         from transformers import pipeline
-        from slap_audio.eval.builtin_data import LABELS, generate_clip
+        from slap_audio.data.builtin_data import LABELS, generate_clip
         classifier = pipeline("zero-shot-audio-classification", model={str(model_dir)!r}, trust_remote_code=True)
         for index in range({num_clips}):
             clip = generate_clip(0, "test", index)

@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from slap_audio.eval import ablation
 from slap_audio.modeling_slap import SlapConfig
+from slap_audio.training import ablation
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The built-in procedural audio–caption data (eval/builtin_data.py, sound_events.py, captions.py)."""
+"""The built-in procedural audio–caption data (data/builtin_data.py, sound_events.py, captions.py)."""
 
 import collections
 import hashlib
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from slap_audio.eval.builtin_data import (
+from slap_audio.data.builtin_data import (
     DEFAULT_NUM_CLIPS,
     HELD_OUT_PAIRS,
     KIND_NAMES,
@@ -26,8 +26,8 @@ from slap_audio.eval.builtin_data import (
     read_audiofolder,
     write_audiofolder,
 )
-from slap_audio.eval.captions import is_plural, number_word, times_word, with_article
-from slap_audio.eval.sound_events import EVENT_KINDS, SAMPLING_RATE, note_name
+from slap_audio.data.captions import is_plural, number_word, times_word, with_article
+from slap_audio.data.sound_events import EVENT_KINDS, SAMPLING_RATE, note_name
 
 SHORT = 8.0  # max_duration for tests that render audio, to keep them fast
 
@@ -52,7 +52,7 @@ def test_same_seed_gives_identical_bytes_and_text():
 
 def test_fresh_interpreter_gives_the_same_bytes():
     script = (
-        "import hashlib, json; from slap_audio.eval.builtin_data import generate_clip; "
+        "import hashlib, json; from slap_audio.data.builtin_data import generate_clip; "
         "c = generate_clip(0, 'train', 5, max_duration=8.0); "
         "print(hashlib.sha256(c['audio'].tobytes()).hexdigest(), json.dumps(c['captions']))"
     )

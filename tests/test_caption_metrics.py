@@ -103,7 +103,7 @@ def test_agrees_with_coco_caption_reference_code():
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    from slap_audio.eval.builtin_data import generate_clip
+    from slap_audio.data.builtin_data import generate_clip
 
     rng = np.random.default_rng(0)
     references, candidates = [], []

@@ -13,7 +13,7 @@ import pytest
 import soundfile
 import torch
 
-from slap_audio.eval.builtin_data import LABELS, generate_clip
+from slap_audio.data.builtin_data import LABELS, generate_clip
 from slap_audio.eval.cli import console_main, main, probe_split
 from slap_audio.hub_cards.metrics import read_metrics
 from slap_audio.modeling_slap import SlapForConditionalGeneration

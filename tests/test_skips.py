@@ -20,16 +20,16 @@ import soundfile
 import torch
 from transformers import TrainingArguments
 
+from slap_audio.data import examples as examples_module
+from slap_audio.data.sources import load_audio_text_dataset
 from slap_audio.modeling_slap import (
     SlapConfig,
     SlapFeatureExtractor,
     SlapForPreTraining,
     SlapProcessor,
 )
-from slap_audio.training import examples as examples_module
 from slap_audio.training.batching import TokenBudgetBatchSampler, tokens_for_duration
 from slap_audio.training.collator import SlapCollator
-from slap_audio.training.data import load_audio_text_dataset
 from slap_audio.training.trainer import SlapTrainer
 
 ODD_RATE = 22254  # a real rate of old sound libraries; resampled once band-limited resampling of any ratio lands

@@ -14,8 +14,15 @@ import pytest
 import soundfile
 import torch
 
+from slap_audio.data import sources as data
+from slap_audio.data.sources import (
+    CAPTION_TEMPLATES,
+    AudioTextDataset,
+    SkipStats,
+    keyword_to_captions,
+    load_audio_text_dataset,
+)
 from slap_audio.modeling_slap import SlapFeatureExtractor
-from slap_audio.training import data
 from slap_audio.training.batching import (
     TokenBudgetBatchSampler,
     TokenBudgetStream,
@@ -27,13 +34,6 @@ from slap_audio.training.batching import (
     tokens_for_samples,
 )
 from slap_audio.training.collator import SlapCollator
-from slap_audio.training.data import (
-    CAPTION_TEMPLATES,
-    AudioTextDataset,
-    SkipStats,
-    keyword_to_captions,
-    load_audio_text_dataset,
-)
 
 
 def wave(seconds: float, rate: int = 16000, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -259,7 +259,7 @@ def test_streaming_shards_match_map_style(tmp_path):
 
 
 def test_builtin_map_style_and_streaming_agree():
-    from slap_audio.eval.builtin_data import generate_clip
+    from slap_audio.data.builtin_data import generate_clip
 
     mapped = load_audio_text_dataset("builtin:validation", num_clips=3, seed=5)
     streamed = list(load_audio_text_dataset("builtin", split="validation", num_clips=3, seed=5, streaming=True))
@@ -272,7 +272,7 @@ def test_builtin_map_style_and_streaming_agree():
 
 
 def test_builtin_audiofolder_split_subfolder(tmp_path):
-    from slap_audio.eval.builtin_data import write_audiofolder
+    from slap_audio.data.builtin_data import write_audiofolder
 
     write_audiofolder(tmp_path, {"validation": 2}, seed=3, num_workers=1)
     dataset = load_audio_text_dataset(tmp_path, split="validation")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from slap_audio.eval.builtin_data import LABELS, prompt_templates
+from slap_audio.data.builtin_data import LABELS, prompt_templates
+from slap_audio.data.sources import load_audio_text_dataset
 from slap_audio.eval.embed import embed_texts
 from slap_audio.eval.zero_shot import (
     DEFAULT_TEMPLATE,
@@ -22,7 +23,6 @@ from slap_audio.eval.zero_shot import (
     zero_shot_classify,
     zero_shot_metrics,
 )
-from slap_audio.training.data import load_audio_text_dataset
 
 CLASSES = ["bell", "drum", "hum", "rain", "siren", "wind", "buzz", "trill"]
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from slap_audio.training.examples import num_samples
+from slap_audio.data.examples import num_samples
 
 SAMPLING_RATE = 16_000  # SlapFeatureExtractor's rate; other rates are resampled to it
 HOP_LENGTH = 160  # 10 ms hop → 100 frames per second

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import yaml
 from transformers import HfArgumentParser, TrainingArguments, enable_full_determinism, set_seed
 
+from slap_audio.data.sources import load_audio_text_dataset
 from slap_audio.modeling_slap import (
     SlapConfig,
     SlapFeatureExtractor,
@@ -33,7 +34,6 @@ from slap_audio.modeling_slap import (
 )
 from slap_audio.training.batching import TokenBudgetBatchSampler
 from slap_audio.training.collator import SlapCollator
-from slap_audio.training.data import load_audio_text_dataset
 from slap_audio.training.text import resolve_text_weights, text_side
 from slap_audio.training.trainer import SlapTrainer
 

@@ -8,7 +8,7 @@ process: the same `(seed, epoch, batch)` gives identical tensors. Evaluation (`t
 whole, first caption.
 
 Broken examples are dropped, one clip at a time, and counted by reason in `collator.skip_stats`:
-`None`, `audio=None` with the `skip_reason` decoding found (see `training/examples.py`), and clips
+`None`, `audio=None` with the `skip_reason` decoding found (see `data/examples.py`), and clips
 the feature extractor refuses (its `ValueError`: e.g. a sampling rate it cannot resample), counted
 as `unsupported_audio`. Nothing else is caught: a bug raises. Multichannel clips are down-mixed
 here (the time axis is the longer one), so any channel count trains. A batch whose clips were all
@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from slap_audio.data.examples import NO_TEXT, SkipStats, samples_axis
 from slap_audio.training.batching import seconds_for_tokens
-from slap_audio.training.examples import NO_TEXT, SkipStats, samples_axis
 
 logger = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, Sampler
 from transformers import Trainer, TrainerCallback
 
+from slap_audio.data.examples import SkipStats
 from slap_audio.eval.embed import embed_examples
 from slap_audio.eval.retrieval import retrieval_metrics
 from slap_audio.training.collator import SlapCollator, downmix
-from slap_audio.training.examples import SkipStats
 
 logger = logging.getLogger(__name__)
 

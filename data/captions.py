@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slap_audio.eval.sound_events import EVENT_KINDS, melody_pitches, midi_to_hz, note_name
+from slap_audio.data.sound_events import EVENT_KINDS, melody_pitches, midi_to_hz, note_name
 
 _UNITS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "

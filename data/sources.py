@@ -7,7 +7,7 @@ form of `source`:
   procedural built-in data (SPEC §7; options `num_clips`, `seed`), generated lazily clip by clip.
 - a folder holding `metadata.jsonl` or `metadata.csv` (the `audiofolder` layout: `file_name` plus
   `caption`, `captions` (list or "|"-separated) and/or `label`), or a folder with such a `<split>/`
-  subfolder (what `eval.builtin_data.write_audiofolder` writes).
+  subfolder (what `data.builtin_data.write_audiofolder` writes).
 - a manifest (`*.jsonl`, `*.json`, `*.csv`, or a glob of them): `audio` / `path` relative to the
   manifest, `captions` / `caption` / `label`.
 - `*.parquet` files (or a glob), or `"json"` / `"parquet"` / `"csv"` with `data_files=...`.
@@ -18,14 +18,14 @@ Map-style loads return an `AudioTextDataset`: a torch `Dataset` over undecoded r
 `datasets.Dataset`), decoding a clip with soundfile when it is read, with exact `durations` for
 token-budget batching. `streaming=True` returns a `datasets.IterableDataset` of the same examples
 (data that does not fit on disk), split across DataLoader workers by shard. Examples follow the
-schema of `training/examples.py`.
+schema of `data/examples.py`.
 
 Bad items never raise. What a header read finds (missing or undecodable file, no samples, no
 caption and no label) is dropped at load time and counted in `dataset.skip_stats`; what only
 decoding finds (NaN/Inf samples, a file broken after loading, any bad row of a stream) comes out
 as an example with `audio=None` and a `skip_reason`, which `SlapCollator` drops and counts (and
 `SlapTrainer` sums over DataLoader workers and ranks). Only decoding and validation errors are
-caught (`training/examples.py`): a bug in the code raises.
+caught (`data/examples.py`): a bug in the code raises.
 
     dataset = load_audio_text_dataset("data/clips", split="train")   # or "builtin:train", ...
     print(dataset.skip_stats.summary())
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from slap_audio.training.examples import (
+from slap_audio.data.examples import (
     BAD_METADATA,
     CAPTION_TEMPLATES,
     EMPTY_AUDIO,
@@ -370,14 +370,14 @@ def load_streaming_shards(data_files: str | os.PathLike | Sequence[str | os.Path
 
 def load_builtin(split: str = "train", num_clips: int | None = None, seed: int = 0, *, streaming: bool = False,
                  max_duration: float = 30.0, num_captions: int = 5) -> AudioTextDataset | datasets.IterableDataset:
-    """The built-in procedural data (`eval.builtin_data`), generated lazily clip by clip.
+    """The built-in procedural data (`data.builtin_data`), generated lazily clip by clip.
 
     Map-style: durations come from the clips' plans (cheap); audio is rendered when an item is
     read, so nothing is held in memory. Streaming: clips are generated as the stream is read.
     """
     import datasets
 
-    from slap_audio.eval.builtin_data import DEFAULT_NUM_CLIPS, SAMPLING_RATE, clip_id, clip_plan
+    from slap_audio.data.builtin_data import DEFAULT_NUM_CLIPS, SAMPLING_RATE, clip_id, clip_plan
 
     num_clips = DEFAULT_NUM_CLIPS[split] if num_clips is None else int(num_clips)
     decoder = BuiltinDecoder(seed, split, max_duration, num_captions)
@@ -398,7 +398,7 @@ def _index_rows(indices: list[int]) -> Iterator[dict[str, int]]:
 
 def _split_folder(folder: Path, split: str) -> Path | None:
     """`folder` itself or its `<split>` subfolder, whichever holds metadata."""
-    from slap_audio.eval.builtin_data import SPLIT_DIRS
+    from slap_audio.data.builtin_data import SPLIT_DIRS
 
     for candidate in (folder, folder / split, folder / SPLIT_DIRS.get(split, split)):
         if _metadata_file(candidate) is not None:

@@ -2,7 +2,7 @@
 (contrastive + masked self-distillation + captioning) against contrastive only, same model,
 same data, same step budget, on the built-in data.
 
-    python -m slap_audio.eval.ablation --config configs/demo.yaml --max-steps 300 --output-dir outputs/ablation
+    python -m slap_audio.training.ablation --config configs/demo.yaml --max-steps 300 --output-dir outputs/ablation
 
 Variants (`--variants` picks some; each is trained with the `slap-train` machinery, validation
 retrieval every `--eval-steps`, then its release `SlapModel` is scored on the built-in test split):
@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from slap_audio.eval.builtin_data import build_dataset
+from slap_audio.data.builtin_data import build_dataset
 from slap_audio.eval.embed import embed_examples
 from slap_audio.eval.plots import plot_compared_curves
 from slap_audio.eval.retrieval import retrieval_metrics

@@ -17,7 +17,7 @@ pair in eight, chosen by a CRC-32 of the pair's names), to test composition.
 
 Usage::
 
-    from slap_audio.eval.builtin_data import build_dataset, generate_clip, write_audiofolder
+    from slap_audio.data.builtin_data import build_dataset, generate_clip, write_audiofolder
     clip = generate_clip(seed=0, split="test", index=3)   # dict: audio, captions, label, ...
     test = build_dataset("test")                          # datasets.Dataset, 250 clips
     write_audiofolder("data/builtin", {"train": 2000, "test": 250})
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from slap_audio.eval.captions import write_captions
-from slap_audio.eval.sound_events import EVENT_KINDS, SAMPLING_RATE, frame_loudness, set_duration
+from slap_audio.data.captions import write_captions
+from slap_audio.data.sound_events import EVENT_KINDS, SAMPLING_RATE, frame_loudness, set_duration
 
 SPLITS = ("train", "validation", "test", "test_compositional")
 SPLIT_IDS = {"train": 0, "validation": 1, "test": 2, "test_compositional": 3}  # seed-stream ids

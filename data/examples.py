@@ -1,6 +1,6 @@
 """One audio–caption example: decoding audio, reading captions and labels, counting skipped items.
 
-Every data source of `training/data.py` turns its rows into examples of one schema::
+Every data source of `data/sources.py` turns its rows into examples of one schema::
 
     {"audio": {"array": float32 ndarray (samples,) or (samples, channels), "sampling_rate": int},
      "captions": list[str], "label": str | None, "duration": float, "clip_id": str,
@@ -418,7 +418,7 @@ class BuiltinDecoder:
     num_captions: int = 5
 
     def __call__(self, row: Mapping) -> dict[str, Any]:
-        from slap_audio.eval.builtin_data import generate_clip
+        from slap_audio.data.builtin_data import generate_clip
 
         clip = generate_clip(self.seed, self.split, int(row["index"]), max_duration=self.max_duration,
                              num_captions=self.num_captions)
