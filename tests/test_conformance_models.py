@@ -1,10 +1,10 @@
 """transformers' own `ModelTesterMixin` and `ConfigTester` run against SLAP's models and configs.
 
-The mixins come from the sdist of the installed transformers (`transformers_common.common_tests()`);
-the whole module skips, saying why, where that sdist cannot be fetched. One test class per model
-class, as in transformers' `tests/models/*/test_modeling_*.py`: a `*ModelTester` builds a tiny config
-(hidden size 32, two layers) and inputs in SLAP's packed format — all clips' log-mel frames
-concatenated, `input_features (total_frames, 64)` with `audio_lengths (num_clips,)`.
+The mixins come from the sdist of the installed transformers
+(`transformers_common.common_tests_or_skip_module()`); the whole module skips, saying why, where that
+sdist cannot be fetched. One test class per model class, as in transformers'
+`tests/models/*/test_modeling_*.py`: a `*ModelTester` builds a tiny config (hidden size 32, two
+layers) and inputs in SLAP's packed format — all clips' log-mel frames concatenated, `input_features (total_frames, 64)` with `audio_lengths (num_clips,)`.
 
 A mixin test is skipped only where its premise does not hold for a packed variable-length dual
 encoder, and then a pack-aware test beside it checks the same property:
@@ -23,9 +23,7 @@ from __future__ import annotations
 import tempfile
 import unittest
 
-import pytest
 import torch
-from transformers_common import common_tests
 
 from slap_audio.modeling_slap import (
     SlapAudioConfig,
@@ -39,16 +37,9 @@ from slap_audio.modeling_slap import (
     SlapTextModel,
 )
 
+from transformers_common import common_tests_or_skip_module
 
-def _common():
-    """transformers' common test modules, or skip this whole module with the reason."""
-    try:
-        return common_tests()
-    except pytest.skip.Exception as skipped:
-        pytest.skip(str(skipped), allow_module_level=True)
-
-
-_COMMON = _common()
+_COMMON = common_tests_or_skip_module()
 ModelTesterMixin = _COMMON.modeling.ModelTesterMixin
 ConfigTester = _COMMON.configuration.ConfigTester
 ids_tensor = _COMMON.modeling.ids_tensor

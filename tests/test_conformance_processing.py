@@ -1,7 +1,8 @@
 """transformers' own `SequenceFeatureExtractionTestMixin` and `ProcessorTesterMixin` run against SLAP.
 
-The mixins come from the sdist of the installed transformers (`transformers_common.common_tests()`);
-the whole module skips, saying why, where that sdist cannot be fetched. As in transformers'
+The mixins come from the sdist of the installed transformers
+(`transformers_common.common_tests_or_skip_module()`); the whole module skips, saying why, where that
+sdist cannot be fetched. As in transformers'
 `tests/models/clap/test_feature_extraction_clap.py` and `test_processing_clap.py`: a tester gives the
 feature extractor's settings and per-clip log-mel inputs for `pad()`, and the processor test builds
 its components here (the offline test tokenizer, no Hub). No mixin test is skipped by this module;
@@ -22,10 +23,6 @@ imported at all.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import unittest
 from pathlib import Path
 
@@ -33,22 +30,14 @@ import numpy as np
 import pytest
 import torch
 from transformers import BatchFeature
-from transformers_common import common_tests
 
 from slap_audio.modeling_slap import SlapFeatureExtractor, SlapProcessor, register_auto_classes
 
 from conftest import build_test_tokenizer, tone
+from fresh_process import run_python
+from transformers_common import common_tests_or_skip_module
 
-
-def _common():
-    """transformers' common test modules, or skip this whole module with the reason."""
-    try:
-        return common_tests()
-    except pytest.skip.Exception as skipped:
-        pytest.skip(str(skipped), allow_module_level=True)
-
-
-_COMMON = _common()
+_COMMON = common_tests_or_skip_module()
 SequenceFeatureExtractionTestMixin = _COMMON.sequence_feature_extraction.SequenceFeatureExtractionTestMixin
 ProcessorTesterMixin = _COMMON.processing.ProcessorTesterMixin
 
@@ -166,36 +155,6 @@ class SlapProcessorTest(ProcessorTesterMixin, unittest.TestCase):
 
 # --- Loading in new processes -----------------------------------------------------------------------
 
-# Prepended to a child's script: every meta-path finder finds nothing under `slap_audio` (editable
-# or regular install alike), so `importlib.util.find_spec("slap_audio")` is None, as on a machine
-# where only transformers is installed. Other lookups (and `importlib.metadata`) pass through.
-WITHOUT_PACKAGE = '''
-import importlib.util, sys
-class _WithoutSlap:
-    def __init__(self, finder):
-        self._finder = finder
-    def __getattr__(self, name):
-        return getattr(self._finder, name)
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "slap_audio":
-            return None
-        return self._finder.find_spec(name, path, target)
-sys.meta_path[:] = [_WithoutSlap(finder) for finder in sys.meta_path]
-assert importlib.util.find_spec("slap_audio") is None, "slap_audio is still importable"
-'''
-
-
-def run_fresh(script: str, *args: str, cwd: Path, without_package: bool = False) -> str:
-    """Run `script` in a new interpreter, outside the repository; its stdout."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(cwd / "modules")}
-    env.pop("PYTHONPATH", None)
-    code = (WITHOUT_PACKAGE if without_package else "") + textwrap.dedent(script)
-    result = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
-
-
 CAPTIONS = ["a low hum", "three sharp clicks"]
 CLIP_SECONDS = (1.5, 0.4)
 
@@ -230,7 +189,7 @@ def saved(tmp_path_factory):
     register_auto_classes()  # (conftest does too) so that save_pretrained writes auto_map and the code
     processor = SlapProcessor(SlapFeatureExtractor(), build_test_tokenizer())
     processor.save_pretrained(root / "registered")
-    run_fresh("""
+    run_python("""
         import sys
         sys.path.insert(0, sys.argv[2])
         from conftest import build_test_tokenizer
@@ -263,7 +222,7 @@ def test_installed_package_loads_a_saved_processor_without_registration(saved):
         return SlapProcessor.from_pretrained(folder), SlapFeatureExtractor.from_pretrained(folder)
     """
     folders = [str(root / "registered"), str(root / "unregistered")]
-    run_fresh(LOAD_AND_RUN.format(loader=loader, captions=CAPTIONS), *folders, str(root / "clips.npz"),
+    run_python(LOAD_AND_RUN.format(loader=loader, captions=CAPTIONS), *folders, str(root / "clips.npz"),
               str(root / "installed.pt"), cwd=root)
     got = torch.load(root / "installed.pt")
     for folder in folders:
@@ -283,8 +242,8 @@ def test_auto_processor_loads_remote_code_without_the_package(saved):
                 AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True))
     """
     folder = str(root / "registered")
-    run_fresh(LOAD_AND_RUN.format(loader=loader, captions=CAPTIONS), folder, str(root / "clips.npz"),
-              str(root / "remote.pt"), cwd=root, without_package=True)
+    run_python(LOAD_AND_RUN.format(loader=loader, captions=CAPTIONS), folder, str(root / "clips.npz"),
+              str(root / "remote.pt"), cwd=root, hide_package=True)
     got = torch.load(root / "remote.pt")
     assert not got["slap_audio_imported"]
     classes = got[folder]["classes"]

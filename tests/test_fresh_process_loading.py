@@ -9,11 +9,6 @@ classifier reloaded on its base model.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +24,8 @@ from slap_audio.modeling_slap import (
 )
 from slap_audio.training.lora import slap_lora_config
 
+from fresh_process import run_python
+
 CAPTIONS = ["a low hum", "a rising siren"]  # one per clip
 FULL_AUTO_MAP = {
     "AutoConfig": "configuration_slap.SlapConfig",
@@ -39,37 +36,6 @@ FULL_AUTO_MAP = {
     "AutoFeatureExtractor": "feature_extraction_slap.SlapFeatureExtractor",
     "AutoProcessor": "processing_slap.SlapProcessor",
 }
-# Prepended to a child's script: the installed package (and the repository's folders) cannot be
-# imported, as on a machine where only transformers is installed.
-HIDE_PACKAGE = '''
-import importlib.abc, sys
-class _HideSlap(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"slap_audio", "modeling_slap", "training"}:
-            raise ModuleNotFoundError(f"{name} is hidden", name=name)
-sys.meta_path.insert(0, _HideSlap())
-try:
-    import slap_audio
-except ModuleNotFoundError:
-    pass
-else:
-    raise SystemExit("slap_audio is still importable")
-'''
-
-
-def run_fresh(script: str, *args: str, cwd: Path, hide_package: bool = False) -> str:
-    """Run `script` in a new interpreter (cwd outside the repository); its stdout."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(cwd / "hf_modules")}
-    if hide_package:
-        env.pop("PYTHONPATH", None)
-    code = (HIDE_PACKAGE if hide_package else "") + textwrap.dedent(script)
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, processor):
     """A micro `SlapForPreTraining` folder and its `SlapModel` release folder with the processor."""
@@ -129,8 +95,8 @@ def test_every_auto_class_loads_and_runs_without_the_package(saved, processor):
         results["slap_audio_imported"] = any(name.startswith("slap_audio") for name in sys.modules)
         torch.save(results, out)
     """
-    run_fresh(script, str(root / "slap"), str(root / "pretraining"), str(root / "clips.npz"), str(root / "out.pt"),
-              json.dumps(CAPTIONS), cwd=root, hide_package=True)
+    run_python(script, str(root / "slap"), str(root / "pretraining"), str(root / "clips.npz"), str(root / "out.pt"),
+               json.dumps(CAPTIONS), cwd=root, hide_package=True)
     got = torch.load(root / "out.pt")
     assert not got["slap_audio_imported"]
     assert all(module.startswith("transformers_modules.") for module in got["modules"]), got["modules"]
@@ -185,7 +151,27 @@ def test_installed_package_loads_without_a_prior_call(saved):
         assert extractor.to_dict() == transformers.AutoFeatureExtractor.from_pretrained(slap).to_dict()
         print("loaded")
     """
-    assert run_fresh(script, str(root / "slap"), cwd=root).strip().endswith("loaded")
+    assert run_python(script, str(root / "slap"), cwd=root).stdout.strip().endswith("loaded")
+
+
+def test_processor_of_a_model_folder_loads_without_a_prompt_or_a_warning(saved, processor):
+    """`SlapProcessor.from_pretrained` of a saved model's folder (config.json with `auto_map`) in a new
+    process without `register_auto_classes()`: the tokenizer is given the folder's `SlapConfig`, so
+    transformers neither asks whether to run the folder's code nor warns that a `slap` config is used
+    for another model type."""
+    root, _ = saved
+    script = """
+        import json
+        import sys
+        from slap_audio.modeling_slap import SlapProcessor
+        processor = SlapProcessor.from_pretrained(sys.argv[1])
+        print(json.dumps(processor(text=json.loads(sys.argv[2]))["input_ids"].tolist()))
+    """
+    result = run_python(script, str(root / "slap"), json.dumps(CAPTIONS), cwd=root)
+    output = result.stdout + result.stderr
+    assert "Do you wish to run the custom code?" not in output
+    assert "You are using a model of type `slap` to instantiate a model of type" not in output
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == processor(text=CAPTIONS)["input_ids"].tolist()
 
 
 def test_lora_adapter_of_a_classifier_reloads_its_head(tmp_path):
@@ -220,7 +206,7 @@ def test_lora_adapter_of_a_classifier_reloads_its_head(tmp_path):
             adapted = PeftModel.from_pretrained(classifier, adapter).eval()(**audio).logits
         torch.save({"new_head": new_head, "adapted": adapted}, out)
     """
-    run_fresh(script, *(str(tmp_path / name) for name in ("base", "adapter", "audio.pt", "logits.pt")), cwd=tmp_path)
+    run_python(script, *(str(tmp_path / name) for name in ("base", "adapter", "audio.pt", "logits.pt")), cwd=tmp_path)
     got = torch.load(tmp_path / "logits.pt")
     assert (got["new_head"] - trained).abs().max() > 1e-4  # a new process re-initialises the head
     torch.testing.assert_close(got["adapted"], trained, atol=1e-6, rtol=0)

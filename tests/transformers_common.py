@@ -6,10 +6,11 @@ repository: `common_tests()` downloads `transformers==<installed version>` from 
 distribution, no dependencies) once into `.cache/transformers-tests/<version>/`, unpacks its
 `tests/*.py` as the package `transformers_tests`, adds the four sibling modules the sdist leaves out
 (ours, in `tests/transformers_standins/`) and returns the package's modules. Where PyPI cannot be
-reached the conformance tests skip, saying so.
+reached the conformance tests skip, saying so: a test module calls `common_tests_or_skip_module()`
+at import.
 
-    from transformers_common import common_tests
-    modeling_common = common_tests().modeling   # transformers_tests.test_modeling_common
+    from transformers_common import common_tests_or_skip_module
+    modeling_common = common_tests_or_skip_module().modeling   # transformers_tests.test_modeling_common
 """
 
 from __future__ import annotations
@@ -108,3 +109,11 @@ def common_tests() -> SimpleNamespace:
             **{name: importlib.import_module(f"{PACKAGE}.{module}") for name, module in MODULES.items()},
         )
     return _loaded
+
+
+def common_tests_or_skip_module() -> SimpleNamespace:
+    """`common_tests()`, or skip the calling test module (at import) with the reason."""
+    try:
+        return common_tests()
+    except pytest.skip.Exception as skipped:
+        pytest.skip(str(skipped), allow_module_level=True)
