@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -17,19 +13,9 @@ from transformers import AutoFeatureExtractor, AutoModel, AutoProcessor, pipelin
 from slap_audio.modeling_slap import SlapModel, register_auto_classes
 
 from conftest import tone
+from fresh_process import run_python
 
 LABELS = ["low hum", "siren", "rain", "three clicks"]
-
-# Run in a fresh interpreter in which `slap_audio` cannot be imported: only the code copied
-# next to the weights can define the model.
-BLOCK_PACKAGE = """
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "slap_audio" or name.startswith("slap_audio."):
-            raise ImportError("slap_audio is blocked in this process")
-sys.meta_path.insert(0, _Block())
-"""
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +55,9 @@ def test_remote_code_without_the_package(checkpoint, micro_model, processor, tmp
     clips = [tone(2.0, 300.0), tone(0.5, 1200.0, seed=3), tone(7.3, 80.0, seed=4)]
     np.save(tmp_path / "clips.npy", np.concatenate(clips))
     lengths = [len(c) for c in clips]
-    script = BLOCK_PACKAGE + textwrap.dedent(f"""
+    script = f"""
         import json, numpy as np, torch
         from transformers import AutoModel, AutoFeatureExtractor
-        try:
-            import slap_audio
-            raise SystemExit("slap_audio should not be importable here")
-        except ImportError:
-            pass
         model = AutoModel.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
         extractor = AutoFeatureExtractor.from_pretrained({str(checkpoint)!r}, trust_remote_code=True)
         audio = np.load({str(tmp_path / "clips.npy")!r})
@@ -84,10 +65,8 @@ def test_remote_code_without_the_package(checkpoint, micro_model, processor, tmp
         with torch.no_grad():
             emb = model.get_audio_features(**extractor(list(clips), sampling_rate=16000)).pooler_output
         print(json.dumps({{"module": type(model).__module__, "emb": emb.tolist()}}))
-    """)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    """
+    result = run_python(script, cwd=tmp_path, hide_package=True)
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["module"].startswith("transformers_modules.")
     torch.testing.assert_close(torch.tensor(payload["emb"]), _embed(micro_model, processor, clips), rtol=0, atol=1e-6)

@@ -11,9 +11,6 @@ import json
 import logging
 import shutil
 import socket
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,6 @@ import torch
 from huggingface_hub import HfApi, ModelCard, constants
 from huggingface_hub.errors import RepositoryNotFoundError
 from peft import get_peft_model
-from test_hub_integration import BLOCK_PACKAGE
 
 from slap_audio.hub_cards import PushError, push_adapter, push_model
 from slap_audio.hub_cards.push import checked_endpoint
@@ -31,6 +27,7 @@ from slap_audio.modeling_slap import SlapConfig, SlapModel
 from slap_audio.training.lora import slap_lora_config
 
 from conftest import tone
+from fresh_process import run_python
 from hubserver import HubServer
 
 ALICE = "hf_push_alice_0123456789abcdef"
@@ -138,15 +135,10 @@ def child(hub, pushed, adapter, native, tmp_path_factory) -> dict:
     """Load every pushed repository by id in a fresh interpreter that cannot import slap_audio."""
     tmp = tmp_path_factory.mktemp("child")
     np.savez(tmp / "clips.npz", *CLIPS)
-    script = BLOCK_PACKAGE + textwrap.dedent(f"""
+    script = f"""
         import json, numpy as np, torch
         from peft import PeftModel
         from transformers import AutoModel, AutoProcessor, pipeline
-        try:
-            import slap_audio
-            raise SystemExit("slap_audio should not be importable here")
-        except ImportError:
-            pass
         archive = np.load({str(tmp / "clips.npz")!r})
         clips = [archive[f"arr_{{i}}"] for i in range(len(archive.files))]
         out = {{}}
@@ -165,11 +157,10 @@ def child(hub, pushed, adapter, native, tmp_path_factory) -> dict:
             out["native_emb"] = native.get_audio_features(
                 **native_processor(audio=clips, sampling_rate=16000)).pooler_output.tolist()
         print(json.dumps(out))
-    """)
+    """
     env = hub.env(token=ALICE, hf_home=tmp / "hf_home")
-    env.update(HF_MODULES_CACHE=str(tmp / "modules"), HF_HUB_DISABLE_PROGRESS_BARS="1")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    result = run_python(script, cwd=tmp, hide_package=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -267,14 +258,13 @@ def test_cli_pushes_a_run_folder_and_never_shows_the_token(hub, micro_dir, files
     (tmp_path / "train.yaml").write_text("size: micro\nmax_tokens: 4096\n")
     env = hub.env(token=ALICE, hf_home=tmp_path / "cli_home")
     env["HF_DEBUG"] = "1"  # huggingface_hub logs every request it makes
-    command = [
-        sys.executable, "-c", "from slap_audio.hub_cards.push import main; raise SystemExit(main())",
+    args = [
         str(micro_dir), "alice/slap-cli", "--metrics", str(files["metrics"]), "--plots", str(files["plot"]),
         "--training-config", str(tmp_path / "train.yaml"), "--dataset", "alice/sounds",
         "--commit-message", "Release v1",
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python("from slap_audio.hub_cards.push import main; raise SystemExit(main())", *args,
+                        cwd=tmp_path, env=env)
     assert result.stdout.strip().endswith(alice.list_repo_commits("alice/slap-cli")[0].commit_id)
     assert "Not uploaded from" in result.stderr and "optimizer.pt" in result.stderr
     assert "api/whoami-v2" in result.stderr  # HF_DEBUG did log the requests (with the token hidden)
