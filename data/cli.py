@@ -1,0 +1,134 @@
+"""`slap-data`: build audio–caption corpora.
+
+    slap-data debian OUT [--size small|default|full] [--cache DIR] [--sources NAME,...] [--jobs N]
+
+builds the real-audio corpus of Debian 12's sound packages into OUT (see `data/debian/`):
+packages are fetched with `apt-get download` into the cache and unpacked, never installed;
+the rendering tools (fluidsynth, espeak-ng, flite, festival, ffmpeg) must be installed
+(`./run` installs them). Rerunning the same command after an interruption continues the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+
+from slap_audio.data.debian.records import SIZES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slap-data", description="Build SLAP's audio–caption corpora."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    debian = commands.add_parser(
+        "debian",
+        help="the real-audio corpus of Debian 12's sound packages",
+        description="Build the real-audio corpus of Debian 12's sound packages into OUT "
+        "(OUT/train, OUT/test, OUT/corpus.json, OUT/README.md). Rerun the same command to continue "
+        "an interrupted build.",
+    )
+    debian.add_argument(
+        "out",
+        nargs="?",
+        help="the corpus folder (new or empty, or an interrupted build of the same command)",
+    )
+    debian.add_argument(
+        "--size",
+        choices=SIZES,
+        default="default",
+        help="small: a quick check (~1/10); full: everything",
+    )
+    debian.add_argument(
+        "--cache", default=None, help="where .deb files are downloaded and unpacked"
+    )
+    debian.add_argument(
+        "--sources", default=None, help="comma-separated source names (default: all; see --list)"
+    )
+    debian.add_argument(
+        "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="sources staged at once"
+    )
+    debian.add_argument(
+        "--list", action="store_true", help="list the sources and their packages, then exit"
+    )
+    debian.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def debian_corpus(args: argparse.Namespace) -> int:
+    from slap_audio.data.debian import all_sources
+    from slap_audio.data.debian.corpus import CorpusMismatch, build_corpus, report
+    from slap_audio.data.debian.packages import DEFAULT_CACHE, AptUnavailable, fetch_packages
+
+    sources = all_sources()
+    if args.list:
+        for source in sources:
+            print(
+                f"{source.name}: {', '.join(source.packages)} (tools: {', '.join(source.tools) or 'none'})"
+            )
+        return 0
+    if args.sources:
+        wanted = [name.strip() for name in args.sources.split(",") if name.strip()]
+        unknown = sorted(set(wanted) - {s.name for s in sources})
+        if unknown:
+            print(
+                f"slap-data: unknown sources {unknown}; see `slap-data debian --list`",
+                file=sys.stderr,
+            )
+            return 2
+        sources = tuple(s for s in sources if s.name in wanted)
+    missing = sorted({tool for s in sources for tool in s.tools if shutil.which(tool) is None})
+    if missing:
+        print(
+            f"slap-data: missing tools {missing}: `apt-get install --no-install-recommends "
+            f"{' '.join(missing)}` (./run installs them)",
+            file=sys.stderr,
+        )
+        return 1
+    start = time.monotonic()
+    try:
+        packages = fetch_packages(
+            {p for s in sources for p in s.packages}, args.cache or DEFAULT_CACHE
+        )
+    except AptUnavailable as error:
+        print(f"slap-data: {error}", file=sys.stderr)
+        return 1
+    try:
+        summary = build_corpus(
+            args.out,
+            sources,
+            {name: package.root for name, package in packages.items()},
+            size=args.size,
+            versions={name: package.version for name, package in packages.items()},
+            jobs=args.jobs,
+            progress=not args.no_progress,
+        )
+    except CorpusMismatch as error:
+        print(f"slap-data: {error}", file=sys.stderr)
+        return 1
+    report(summary)
+    print(
+        f"{summary['clips']} clips, {summary['hours']} h in {args.out} ({time.monotonic() - start:.0f} s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "debian" and args.out is None and not args.list:
+        parser.error("slap-data debian: the corpus folder OUT is required")
+    return {"debian": debian_corpus}[args.command](args)
+
+
+def console_main() -> int:
+    """Entry point of `slap-data`."""
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
