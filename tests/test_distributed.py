@@ -33,5 +33,7 @@ def test_two_processes_equal_one(kind, tmp_path):
     expected = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
     assert set(ranks[0]["grads"]) == set(expected)
     for name, grad in expected.items():
+        # fp32 sums in another order (per rank, then averaged): noise of ~1e-6 of the gradient's scale
+        atol = 1e-6 * max(1.0, grad.abs().max().item())
         for rank in ranks:  # DDP leaves the averaged gradient on every rank
-            torch.testing.assert_close(rank["grads"][name], grad, atol=1e-6, rtol=1e-5, msg=name)
+            torch.testing.assert_close(rank["grads"][name], grad, atol=atol, rtol=1e-5, msg=name)
