@@ -279,8 +279,7 @@ _KTUBERLING_THEMES = re.compile(
 _KTUBERLING_WORDS = {  # the index's names where they are not plain English words
     "fallingstar": "falling star", "palmtree": "palm tree", "fireengine": "fire engine",
     "brocolli": "broccoli", "sphynx": "sphinx", "whitch": "witch", "sherif": "sheriff",
-    "dowe": "dove", "zzz": "snoring", "huh": "huh", "purple shape": "purple shape",
-    "letter love": "love letter", "breakdown lorry": "breakdown lorry",
+    "dowe": "dove", "letter love": "love letter",
 }  # fmt: skip
 
 
