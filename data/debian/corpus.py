@@ -57,13 +57,15 @@ def build_corpus(
     *,
     size: str = "default",
     versions: Mapping[str, str] | None = None,
+    test_groups: Mapping[str, str] | None = None,
     jobs: int = 1,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Build (or continue building) the corpus in `out` from `sources`; return `corpus.json`'s content.
 
     `unpacked[package]` is the folder each Debian package was unpacked into and `versions[package]`
-    its version (recorded). `jobs` > 1 stages that many sources at once in worker processes.
+    its version (recorded). `test_groups` ({group pattern: why}, default `splits.TEST_GROUPS`) are
+    the held-out groups. `jobs` > 1 stages that many sources at once in worker processes.
     Raises `CorpusMismatch` if `out` holds a build of another size, source list or package versions.
     """
     if size not in SIZES:
@@ -81,19 +83,29 @@ def build_corpus(
         },
         "sampling_rate": CORPUS_SAMPLING_RATE,
         "format": "FLAC, 16-bit PCM, mono",
+        "test_groups": dict(TEST_GROUPS if test_groups is None else test_groups),
     }
     _claim(out, settings)
     pending = [s for s in sources if not _marker(out, s.name).is_file()]
     if jobs > 1 and len(pending) > 1:
         with ProcessPoolExecutor(min(jobs, len(pending)), mp_context=get_context("spawn")) as pool:
             for future in [
-                pool.submit(stage_source, s, unpacked, size, out, progress, i % jobs)
+                pool.submit(
+                    stage_source,
+                    s,
+                    unpacked,
+                    size,
+                    out,
+                    settings["test_groups"],
+                    progress,
+                    i % jobs,
+                )
                 for i, s in enumerate(pending)
             ]:
                 future.result()
     else:
         for source in pending:
-            stage_source(source, unpacked, size, out, progress)
+            stage_source(source, unpacked, size, out, settings["test_groups"], progress)
     return assemble(out, sources, settings)
 
 
@@ -129,6 +141,7 @@ def stage_source(
     unpacked: Mapping[str, Path],
     size: str,
     out: str | os.PathLike,
+    test_groups: Mapping[str, str],
     progress: bool = True,
     position: int = 0,
 ) -> None:
@@ -163,7 +176,7 @@ def stage_source(
             raise ValueError(f"source {source.name!r} yields the key {item.key!r} twice")
         hashes[digest] = item.key
         files.add(file_name)
-        split = split_of(item.group)
+        split = split_of(item.group, test_groups)
         _write_flac(out / split / file_name, pcm)
         rows.append(_row(item, file_name, split, digest, len(pcm)))
     bar.close()
@@ -317,7 +330,6 @@ def summarize(
         "clips": len(rows),
         "hours": round(sum(row["duration"] for row in rows) / 3600, 3),
         "splits": splits,
-        "test_groups": dict(TEST_GROUPS),
         "counts": {
             "source": _counts(row["source"] for row in rows),
             "category": _counts(row["category"] for row in rows),
@@ -349,7 +361,7 @@ def readme(summary: Mapping[str, Any]) -> str:
         f"Built by `slap-data debian OUT --size {settings['size']}` from Debian 12 packages (audio: "
         f"{settings['format']}, {settings['sampling_rate']} Hz). {summary['clips']} clips, "
         f"{summary['hours']} hours; the train/test split is by source group (see `corpus.json`: "
-        "`test_groups`), so the test split holds soundfonts, kits, voices and packages training never heard.",
+        "`settings.test_groups`), so the test split holds soundfonts, kits, voices and packages training never heard.",
         "",
         "| category | " + " | ".join(SPLITS) + " | labels |",
         "|---|" + "---|" * (len(SPLITS) + 1),

@@ -9,6 +9,7 @@ generalisation to new sources, not memory of a recording. The table below lists 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 
 SPLITS = ("train", "test")
@@ -25,6 +26,7 @@ def _matches(group: str, pattern: str) -> bool:
     return group == pattern or group.startswith(pattern + ":") or fnmatchcase(group, pattern)
 
 
-def split_of(group: str) -> str:
-    """ "test" if `group` is held out by `TEST_GROUPS`, else "train"."""
-    return "test" if any(_matches(group, pattern) for pattern in TEST_GROUPS) else "train"
+def split_of(group: str, test_groups: Mapping[str, str] | None = None) -> str:
+    """The split of `group`: "test" if a pattern of `test_groups` (default `TEST_GROUPS`) matches it."""
+    patterns = TEST_GROUPS if test_groups is None else test_groups
+    return "test" if any(_matches(group, pattern) for pattern in patterns) else "train"
