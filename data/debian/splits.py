@@ -17,8 +17,29 @@ SPLITS = ("train", "test")
 # pattern → why it is held out. A pattern matches a group exactly, with its `:<sub>` suffix
 # ("pkg" matches "pkg:x"), or as a shell pattern.
 TEST_GROUPS: dict[str, str] = {
-    "musescore-general-soundfont-small": "a second soundfont: every GM program and its drum kit, "
-    "rendered by other samples than fluid-soundfont-gm (train)",
+    # instruments and drums
+    "musescore-general-soundfont-small": "the second soundfont, every GM program and its drum kit: "
+    "other samples of the same instruments than fluid-soundfont-gm's (train)",
+    "hydrogen-drumkits:*Colombo*": "an acoustic Hydrogen kit; the other kits are training data",
+    "hydrogen-drumkits:*HardElectro*": "an electronic Hydrogen kit",
+    "hydrogen-drumkits:*Pacific*": "a third Hydrogen kit",
+    # recorded speech: one speaker of each source, their languages spoken in training by others
+    "asterisk-core-sounds-es-wav": "asterisk's Spanish voice (Spanish: espeak-ng, klettres, ktuberling)",
+    "klettres-data:de": "KLettres' German speaker (German: espeak-ng, ktuberling)",
+    "klettres-data:ru": "KLettres' Russian speaker (Russian: asterisk, espeak-ng, festival)",
+    "klettres-data:it": "KLettres' Italian speaker (Italian: asterisk, espeak-ng, festival)",
+    "ktuberling-data:fr": "KTuberling's French speaker (French: asterisk, espeak-ng, klettres)",
+    "ktuberling-data:nl": "KTuberling's Dutch speaker (Dutch: espeak-ng, klettres)",
+    # synthesized speech: voices, not languages, are held out
+    "espeak-ng:*+m3": "espeak-ng's male variant 3 in every language (other variants: train)",
+    "espeak-ng:*+f2": "espeak-ng's female variant 2 in every language",
+    "flite:awb": "flite's Scottish English male voice (other flite voices: train)",
+    "festival:ked_diphone": "a festival US English male voice (kal_diphone: train)",
+    "festival:pc_diphone": "festival's Italian male voice (lp_diphone: train)",
+    # environmental: whole packages whose labels training also has
+    "lugaru-data": "a game's sounds (footsteps, fire, wind, birds, dog...) recorded by others",
+    "gcompris-qt-data:memory-sound": "GCompris' sound-memory recordings (dog, rain, train, "
+    "applause, door...)",
 }
 
 
