@@ -217,6 +217,20 @@ def test_every_table_is_complete_and_labels_are_canonical():
         phrases.Phrase("a dog", "doggo")
 
 
+def test_recorded_instruments_share_the_soundfont_labels():
+    """gcompris' real recordings are held out against rendered GM programs: same labels."""
+    from slap_audio.data.debian import soundfonts
+
+    for label, program in phrases.GM_PROGRAMS.items():
+        assert soundfonts.GM_PROGRAMS[program] == label
+        assert soundfonts.gm_family(program) == phrases.LABELS[label][1][0]
+    families = {tags[0] for category, tags in phrases.LABELS.values() if category == "instrument"}
+    assert families <= set(soundfonts.GM_FAMILIES)
+    drum_labels = {label for _, label in soundfonts.GM_DRUMS.values()} | {soundfonts.GROOVE_LABEL}
+    drums = {label for label, (category, _) in phrases.LABELS.items() if category == "drums"}
+    assert drums - drum_labels == {"castanets", "cymbal"}  # not in the GM key map, or unknown
+
+
 # ---------------------------------------------------------------------------------------------
 # Licences from DEP-5 copyright files.
 

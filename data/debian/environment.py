@@ -66,7 +66,8 @@ def _attributes(phrase: Phrase) -> dict:
     attributes = {"phrase": phrase.phrase, "tags": phrase.tags}
     if phrase.category == "instrument":
         attributes |= {"instrument": phrase.label, "family": phrase.tags[0], "recorded": True}
-        attributes["program"] = phrases.GM_PROGRAMS[phrase.label]
+        if phrase.label in phrases.GM_PROGRAMS:
+            attributes["program"] = phrases.GM_PROGRAMS[phrase.label]
     elif phrase.category == "drums":
         attributes |= {"instrument": phrase.label, "recorded": True}
     return attributes

@@ -117,9 +117,9 @@ LABELS: dict[str, tuple[str, tuple[str, ...]]] = {
     # real recordings of instruments (gcompris-qt-data): label = instrument name
     "violin": ("instrument", ("strings",)),
     "cello": ("instrument", ("strings",)),
-    "harp": ("instrument", ("strings",)),
+    "orchestral harp": ("instrument", ("strings",)),
     "timpani": ("instrument", ("strings",)),
-    "piano": ("instrument", ("piano",)),
+    "acoustic grand piano": ("instrument", ("piano",)),
     "organ": ("instrument", ("organ",)),
     "accordion": ("instrument", ("organ",)),
     "harmonica": ("instrument", ("organ",)),
@@ -144,12 +144,13 @@ LABELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "triangle": ("drums", ("percussion",)),
 }
 
-# General MIDI program of each instrument label (its family is the label's tag above).
+# The General MIDI program of the instrument labels that are GM program names (the soundfont
+# sources' labels, `soundfonts.GM_PROGRAMS`), so held-out recordings share their labels; "guitar",
+# "electric guitar", "organ" and "saxophone" do not say which GM program they are.
 GM_PROGRAMS = {
-    "piano": 0, "xylophone": 13, "organ": 19, "accordion": 21, "harmonica": 22, "guitar": 24,
-    "electric guitar": 27, "violin": 40, "cello": 42, "harp": 46, "timpani": 47, "trumpet": 56,
-    "trombone": 57, "tuba": 58, "french horn": 60, "saxophone": 65, "clarinet": 71, "flute": 73,
-    "banjo": 105,
+    "acoustic grand piano": 0, "xylophone": 13, "accordion": 21, "harmonica": 22, "violin": 40,
+    "cello": 42, "orchestral harp": 46, "timpani": 47, "trumpet": 56, "trombone": 57, "tuba": 58,
+    "french horn": 60, "clarinet": 71, "flute": 73, "banjo": 105,
 }  # fmt: skip
 
 # Skip reasons (stable strings: corpus.json counts them).
@@ -445,8 +446,8 @@ _G = "activities/"
 _M = "activities/memory-sound/*/"
 _INSTRUMENT_FILES = (
     "accordion", "banjo", "bongo", "castanets", "cello", "clarinet", "cymbal", "guitar",
-    "harmonica", "harp", "organ", "piano", "saxophone", "tambourine", "timpani", "triangle",
-    "trombone", "trumpet", "tuba", "violin",
+    "harmonica", "organ", "saxophone", "tambourine", "timpani", "triangle", "trombone", "trumpet",
+    "tuba", "violin",
 )  # fmt: skip
 GCOMPRIS: tuple[tuple[str, Review], ...] = (
     (f"{_G}explore_world_music/*", MUSIC),
@@ -465,6 +466,8 @@ GCOMPRIS: tuple[tuple[str, Review], ...] = (
     (f"{_G}instruments/*/electric_guitar.ogg", P("an electric guitar", "electric guitar")),
     (f"{_G}instruments/*/flute_traversiere.ogg", P("a flute", "flute")),
     (f"{_G}instruments/*/horn.ogg", P("a French horn", "french horn")),
+    (f"{_G}instruments/*/harp.ogg", P("a harp", "orchestral harp")),
+    (f"{_G}instruments/*/piano.ogg", P("a piano", "acoustic grand piano")),
     *(
         (f"{_G}instruments/*/{name}.ogg", P(f"{'an' if name[0] in 'aeiou' else 'a'} {name}", name))
         for name in _INSTRUMENT_FILES
