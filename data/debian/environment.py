@@ -9,7 +9,7 @@ One source per package, each reading where the package keeps its sounds:
 - `gcompris-qt-data`: WAV / Ogg files inside its Qt resource files (`rcc/*.rcc`), among them
   farm animals and real recordings of instruments;
 - `csound-soundfont`: the General MIDI / GS sound-effect presets of `sf_GMbank.sf2` (rain,
-  dog, siren, train...), rendered with fluidsynth at a few pitches, lengths and velocities.
+  dog, siren, train...), rendered with fluidsynth: held at a few pitches and lengths, and repeated.
 
 Captions come from `phrases.py`: a sound is kept only where its name says what is heard, and
 everything else is yielded as `Skipped` with the reason. Licences come from each package's
@@ -232,16 +232,17 @@ def _minetest_files(root: Path) -> list[SoundFile]:
 
 CSOUND_SF2 = "usr/share/sounds/sf2/sf_GMbank.sf2"
 CSOUND_UPSTREAM = "samples/sf_GMbank.sf2"
-# (MIDI note, held seconds, velocity) of each rendering; a preset's own sound sits at note 60.
+# The renderings of each preset, in size order: its own pitch (note 60) held, repeated (steps,
+# barks, shots), lower and shorter, higher and longer; "full" adds more pitches and lengths.
 PRESET_VARIANTS = (
-    (60, 2.0, 100),
-    (60, 4.0, 80),
-    (55, 1.0, 112),
-    (65, 3.0, 90),
-    (48, 2.0, 100),
-    (72, 1.5, 100),
-    (60, 0.5, 127),
-    (62, 6.0, 70),
+    (Note(0.0, 2.0, 60, 100),),
+    tuple(Note(0.5 * i, 0.45, 60, 96) for i in range(4)),
+    (Note(0.0, 1.0, 55, 112),),
+    (Note(0.0, 3.0, 65, 90),),
+    (Note(0.0, 2.0, 48, 100),),
+    tuple(Note(0.8 * i, 0.7, 62, 84) for i in range(3)),
+    (Note(0.0, 1.5, 72, 100),),
+    (Note(0.0, 6.0, 60, 70),),
 )
 VARIANTS_PER_SIZE = {"small": 1, "default": 4, "full": 8}
 
@@ -271,13 +272,14 @@ class EffectPresets:
             if isinstance(verdict, str):
                 yield Skipped(self.name, original, verdict)
                 continue
-            for pitch, held_s, velocity in PRESET_VARIANTS[: VARIANTS_PER_SIZE[size]]:
+            for index, notes in enumerate(PRESET_VARIANTS[: VARIANTS_PER_SIZE[size]]):
+                velocity = max(note.velocity for note in notes)
                 performances.append(
                     Performance(
-                        key=f"bank-{bank}-program-{program}/note-{pitch}-{held_s:g}s-v{velocity}",
+                        key=f"bank-{bank}-program-{program}/variant-{index}",
                         bank=bank,
                         program=program,
-                        notes=(Note(0.0, held_s, pitch, velocity),),
+                        notes=notes,
                         label=verdict.label,
                         category=verdict.category,
                         attributes={**_attributes(verdict), "preset": preset, "velocity": velocity},
