@@ -126,6 +126,7 @@ def _speech(label: str, a: Mapping[str, Any]) -> list[str | None]:
     person = {"female": "woman", "male": "man"}.get(a.get("gender"), "person")
     voice = {"female": "female voice", "male": "male voice"}.get(a.get("gender"), "voice")
     words = _quoted(a.get("transcript"))
+    meaning = _quoted(a.get("meaning")) if language != "English" else None
     if a.get("synthesized"):
         speaker = f"a synthesized {voice}"
         who = [
@@ -141,6 +142,7 @@ def _speech(label: str, a: Mapping[str, Any]) -> list[str | None]:
     return [
         words and f"{speaker} saying {words}{in_language}",
         words and f"the words {words} spoken{in_language}",
+        meaning and language and f"{language} for {meaning}, spoken by {speaker}",
         *who,
         language and f"{language} speech by {speaker}",
         language and f"{article(language)} sentence spoken by {speaker}",

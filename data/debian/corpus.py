@@ -88,7 +88,9 @@ def build_corpus(
     _claim(out, settings)
     pending = [s for s in sources if not _marker(out, s.name).is_file()]
     if jobs > 1 and len(pending) > 1:
-        with ProcessPoolExecutor(min(jobs, len(pending)), mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            min(jobs, len(pending)), mp_context=get_context("spawn"), initializer=_one_thread
+        ) as pool:
             for future in [
                 pool.submit(
                     stage_source,
@@ -107,6 +109,13 @@ def build_corpus(
         for source in pending:
             stage_source(source, unpacked, size, out, settings["test_groups"], progress)
     return assemble(out, sources, settings)
+
+
+def _one_thread() -> None:
+    """Worker processes share the cores: one torch thread each (the resampler)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _claim(out: Path, settings: dict[str, Any]) -> None:
@@ -171,7 +180,9 @@ def stage_source(
         if digest in hashes:
             skipped.append(_skip(item.source, item.original_path, "duplicate", hashes[digest]))
             continue
-        file_name = f"{AUDIO_DIR}/{source.name}/{_safe_name(item.key)}.flac"
+        file_name = (
+            f"{AUDIO_DIR}/{source.name}/{_safe_name(item.key.removeprefix(source.name + '/'))}.flac"
+        )
         if file_name in files:
             raise ValueError(f"source {source.name!r} yields the key {item.key!r} twice")
         hashes[digest] = item.key
