@@ -61,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 def debian_corpus(args: argparse.Namespace) -> int:
     from slap_audio.data.debian import all_sources
     from slap_audio.data.debian.corpus import CorpusMismatch, build_corpus, report
-    from slap_audio.data.debian.packages import DEFAULT_CACHE, AptUnavailable, fetch_packages
+    from slap_audio.data.debian.packages import (
+        DEFAULT_CACHE,
+        AptUnavailable,
+        fetch_packages,
+        tool_versions,
+    )
 
     sources = all_sources()
     if args.list:
@@ -102,7 +107,10 @@ def debian_corpus(args: argparse.Namespace) -> int:
             sources,
             {name: package.root for name, package in packages.items()},
             size=args.size,
-            versions={name: package.version for name, package in packages.items()},
+            versions={
+                **tool_versions(t for s in sources for t in s.tools),
+                **{name: package.version for name, package in packages.items()},
+            },
             jobs=args.jobs,
             progress=not args.no_progress,
         )

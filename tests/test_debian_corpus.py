@@ -371,3 +371,12 @@ def test_slap_data_cli_in_a_fresh_process():
     assert shown.returncode == 0 and "--size" in shown.stdout and "--cache" in shown.stdout
     missing = subprocess.run([str(script), "debian"], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "OUT is required" in missing.stderr
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="dpkg is not installed (not Debian)")
+def test_tool_versions_come_from_dpkg():
+    found = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "dpkg"], capture_output=True, text=True
+    )
+    versions = packages.tool_versions(["dpkg-deb", "no-such-tool-here"])
+    assert versions == {"dpkg-deb": found.stdout.strip(), "no-such-tool-here": None}

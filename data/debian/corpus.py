@@ -63,10 +63,10 @@ def build_corpus(
 ) -> dict[str, Any]:
     """Build (or continue building) the corpus in `out` from `sources`; return `corpus.json`'s content.
 
-    `unpacked[package]` is the folder each Debian package was unpacked into and `versions[package]`
-    its version (recorded). `test_groups` ({group pattern: why}, default `splits.TEST_GROUPS`) are
+    `unpacked[package]` is the folder each Debian package was unpacked into and `versions[name]`
+    the version of each package and tool (recorded). `test_groups` ({group pattern: why}, default `splits.TEST_GROUPS`) are
     the held-out groups. `jobs` > 1 stages that many sources at once in worker processes.
-    Raises `CorpusMismatch` if `out` holds a build of another size, source list or package versions.
+    Raises `CorpusMismatch` if `out` holds a build of another size, source list, held-out groups or versions.
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {SIZES}")
@@ -80,6 +80,10 @@ def build_corpus(
         "packages": {
             name: (versions or {}).get(name)
             for name in sorted({p for s in sources for p in s.packages})
+        },
+        "tools": {
+            name: (versions or {}).get(name)
+            for name in sorted({t for s in sources for t in s.tools})
         },
         "sampling_rate": CORPUS_SAMPLING_RATE,
         "format": "FLAC, 16-bit PCM, mono",
@@ -392,11 +396,9 @@ def readme(summary: Mapping[str, Any]) -> str:
         f"Skipped: {summary['skipped']['total']} files ({reasons or 'none'}); the list is in `corpus.json`.",
         "",
     ]
-    lines += [
-        "Packages: "
-        + ", ".join(f"{name} {version}" for name, version in settings["packages"].items()),
-        "",
-    ]
+    for title in ("packages", "tools"):
+        versions = ", ".join(f"{name} {version}" for name, version in settings[title].items())
+        lines += [f"{title.capitalize()}: {versions or 'none'}", ""]
     return "\n".join(lines)
 
 

@@ -127,3 +127,22 @@ def _unpack(cache: Path, deb: Path) -> Package:
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     return Package(name=name, version=version, deb=deb, root=root)
+
+
+def tool_versions(tools: Iterable[str]) -> dict[str, str | None]:
+    """{tool: version of the Debian package that installed it} (None where unknown)."""
+    versions = {}
+    for tool in sorted(set(tools)):
+        path, version = shutil.which(tool), None
+        owner = path and subprocess.run(
+            ["dpkg", "-S", os.path.realpath(path)], capture_output=True, text=True, check=False
+        )
+        if owner and owner.returncode == 0:
+            package = owner.stdout.split(":")[0].strip()
+            query = ["dpkg-query", "-W", "-f", "${Version}", package]
+            version = (
+                subprocess.run(query, capture_output=True, text=True, check=False).stdout.strip()
+                or None
+            )
+        versions[tool] = version
+    return versions
