@@ -82,7 +82,9 @@ def speech_clip(
     key: str, path: str | Path, *, source: str, licence: str, original_path: str, group: str,
     attributes: dict[str, Any],
 ) -> Clip | Skipped:  # fmt: skip
-    """Decode `path` into a speech Clip labelled "<language> speech" (Skipped if undecodable)."""
+    """Decode `path` into a speech Clip labelled "<language> speech" (Skipped if empty or undecodable)."""
+    if Path(path).stat().st_size <= 44:  # a bare RIFF/WAVE header (asterisk's ru `is.wav`)
+        return Skipped(source, original_path, "empty file")
     try:
         audio, rate = decode_audio(path)
     except UndecodableAudio:
