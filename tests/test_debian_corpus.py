@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +37,13 @@ def tone(
 class ToySource:
     """A tiny source: tones at odd rates and channel counts in two groups, an 8-bit file read from
     its "package", a silent clip, a duplicate and a file it skips itself; `fail_after` clips it
-    raises (a simulated interruption)."""
+    raises (a simulated interruption); `delay` seconds it waits before each clip (a slow source)."""
 
     packages = ("toy-sounds",)
     tools = ()
 
-    def __init__(self, name: str = "toy", base: float = 220.0, fail_after: int | None = None):
-        self.name, self.base, self.fail_after = name, base, fail_after
+    def __init__(self, name="toy", base=220.0, fail_after=None, delay=0.0):
+        self.name, self.base, self.fail_after, self.delay = name, base, fail_after, delay
 
     def _clip(self, index: int, audio: np.ndarray, rate: int, group: str, **attributes) -> Clip:
         return Clip(
@@ -62,6 +63,7 @@ class ToySource:
         for index, (rate, channels) in enumerate(RATE_CASES):
             if self.fail_after is not None and index == self.fail_after:
                 raise RuntimeError("interrupted")
+            time.sleep(self.delay)
             group = "toy-sounds:held-out" if index == 3 else "toy-sounds:main"
             audio = tone(self.base * (index + 1), rate, channels=channels)
             yield self._clip(index, audio, rate, group, texture="single note", pitch_range="middle")
@@ -326,6 +328,41 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_build(tmp_path, to
     assert (out / "train" / "audio" / "echo").is_dir()  # the interrupted source left files behind
     (out / "train" / "audio" / "echo" / "stale.flac.partial").write_bytes(b"half a file")
     build(out, toy_package)
+    assert tree(out) == tree(tmp_path / "whole")
+
+
+KILLED_BUILD = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, {tests!r})
+from test_debian_corpus import ToySource, build
+
+slow = ToySource("echo", base=110.0, delay=float(sys.argv[1]))
+build(Path({out!r}), {{"toy-sounds": Path({root!r})}}, sources=(ToySource("toy"), slow))
+"""
+
+
+def test_a_killed_build_continues_to_the_same_bytes(tmp_path, toy_package):
+    build(tmp_path / "whole", toy_package)
+    out = tmp_path / "killed"
+    script = tmp_path / "build.py"
+    script.write_text(
+        KILLED_BUILD.format(
+            tests=str(Path(__file__).parent), out=str(out), root=str(toy_package["toy-sounds"])
+        )
+    )
+    process = subprocess.Popen([sys.executable, str(script), "5"])  # 5 s before each clip of "echo"
+    deadline = time.monotonic() + 120
+    while not list((out / "train" / "audio" / "echo").glob("*.flac")):
+        assert process.poll() is None and time.monotonic() < deadline, (
+            "the build ended before the kill"
+        )
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert (out / ".build" / "toy.json").is_file() and not (out / ".build" / "echo.json").exists()
+    subprocess.run([sys.executable, str(script), "0"], check=True, timeout=120)
     assert tree(out) == tree(tmp_path / "whole")
 
 

@@ -90,6 +90,8 @@ def build_corpus(
         "test_groups": dict(TEST_GROUPS if test_groups is None else test_groups),
     }
     _claim(out, settings)
+    for partial in out.rglob("*.partial"):  # what an interrupted write left
+        partial.unlink()
     pending = [s for s in sources if not _marker(out, s.name).is_file()]
     if jobs > 1 and len(pending) > 1:
         with ProcessPoolExecutor(
@@ -208,6 +210,8 @@ def _validate(clip: Clip, source_name: str) -> None:
         not (isinstance(clip.sampling_rate, (int, np.integer)) and clip.sampling_rate > 0)
         and f"sampling rate {clip.sampling_rate!r}",
         np.asarray(clip.audio).ndim not in (1, 2) and f"audio of shape {np.shape(clip.audio)}",
+        not np.issubdtype(np.asarray(clip.audio).dtype, np.floating)
+        and f"audio of dtype {np.asarray(clip.audio).dtype} (float in [-1, 1] expected)",
     ]
     problems = [p for p in problems if p]
     if problems:
@@ -315,16 +319,26 @@ def _counts(values: Iterator[str]) -> dict[str, int]:
     return dict(sorted(Counter(values).items()))
 
 
+def _labels(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """{category: {label: clips}}, sorted."""
+    labels: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        labels[row["category"]][row["label"]] += 1
+    return {category: dict(sorted(labels[category].items())) for category in sorted(labels)}
+
+
+def _hours(rows: Sequence[Mapping[str, Any]]) -> float:
+    return round(sum(row["duration"] for row in rows) / 3600, 3)
+
+
 def summarize(
     rows: Sequence[Mapping[str, Any]],
     skipped: Sequence[Mapping[str, str]],
     settings: Mapping[str, Any],
 ) -> dict[str, Any]:
     """`corpus.json`'s content: counts, hours, licences and skips of the kept rows."""
-    labels: dict[str, Counter] = defaultdict(Counter)
     licences: dict[str, dict[str, Any]] = {}
     for row in rows:
-        labels[row["category"]][row["label"]] += 1
         entry = licences.setdefault(row["licence"], {"clips": 0, "sources": set()})
         entry["clips"] += 1
         entry["sources"].add(row["source"])
@@ -333,8 +347,9 @@ def summarize(
         part = [row for row in rows if row["split"] == split]
         splits[split] = {
             "clips": len(part),
-            "hours": round(sum(row["duration"] for row in part) / 3600, 3),
+            "hours": _hours(part),
             "categories": _counts(row["category"] for row in part),
+            "labels": _labels(part),
             "groups": sorted({row["group"] for row in part}),
         }
     skip_counts: dict[str, Counter] = defaultdict(Counter)
@@ -343,14 +358,16 @@ def summarize(
     return {
         "settings": dict(settings),
         "clips": len(rows),
-        "hours": round(sum(row["duration"] for row in rows) / 3600, 3),
+        "hours": _hours(rows),
         "splits": splits,
         "counts": {
             "source": _counts(row["source"] for row in rows),
             "category": _counts(row["category"] for row in rows),
-            "label": {
-                category: dict(sorted(labels[category].items())) for category in sorted(labels)
+            "hours_by_category": {
+                category: _hours([row for row in rows if row["category"] == category])
+                for category in CATEGORIES
             },
+            "label": _labels(rows),
         },
         "licences": {
             licence: {"clips": entry["clips"], "sources": sorted(entry["sources"])}
