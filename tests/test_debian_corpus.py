@@ -225,6 +225,15 @@ def test_splits_by_group_patterns():
     )  # the reviewed table
 
 
+def test_the_reviewed_table_names_groups_of_real_sources():
+    from slap_audio.data.debian import all_sources
+
+    heads = {name for source in all_sources() for name in (source.name, *source.packages)}
+    for pattern in splits.TEST_GROUPS:
+        assert pattern.split(":")[0] in heads, pattern
+    assert splits.unmatched_patterns(["kits:a", "b"], {"kits": "", "c*": ""}) == ["c*"]
+
+
 @pytest.mark.skipif(
     shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed (not Debian)"
 )
@@ -271,6 +280,7 @@ def test_build_counts_skips_licences_and_splits(tmp_path, toy_package):
     # echo source's 8-bit file duplicates toy's (the same file) across sources
     assert summary["clips"] == 9 and summary["splits"]["test"]["clips"] == 2
     assert summary["splits"]["test"]["groups"] == ["toy-sounds:held-out"]
+    assert summary["unmatched_test_groups"] == []
     assert summary["skipped"]["reasons"] == {"duplicate": 3, "music track": 2, "silent": 2}
     duplicates = [item for item in summary["skipped"]["items"] if item["reason"] == "duplicate"]
     assert [item["duplicate_of"] for item in duplicates] == [

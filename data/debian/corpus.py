@@ -38,7 +38,7 @@ import numpy as np
 from slap_audio.data.debian.audio_io import CORPUS_SAMPLING_RATE, SILENCE_DBFS, to_corpus_audio
 from slap_audio.data.debian.captions import captions_for
 from slap_audio.data.debian.records import CATEGORIES, SIZES, Clip, Skipped, Source
-from slap_audio.data.debian.splits import SPLITS, TEST_GROUPS, split_of
+from slap_audio.data.debian.splits import SPLITS, TEST_GROUPS, split_of, unmatched_patterns
 
 BUILD_DIR = ".build"
 AUDIO_DIR = "audio"
@@ -360,6 +360,9 @@ def summarize(
         "clips": len(rows),
         "hours": _hours(rows),
         "splits": splits,
+        "unmatched_test_groups": unmatched_patterns(
+            {row["group"] for row in rows}, settings["test_groups"]
+        ),
         "counts": {
             "source": _counts(row["source"] for row in rows),
             "category": _counts(row["category"] for row in rows),
