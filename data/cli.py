@@ -16,7 +16,12 @@ import shutil
 import sys
 import time
 
+from slap_audio.data.debian.packages import DEFAULT_CACHE
 from slap_audio.data.debian.records import SIZES
+
+# decode_audio's fallback (WavPack, Opus...): without it the corpus would differ
+DECODERS = ("ffmpeg", "ffprobe")
+TOOL_PACKAGES = {"ffprobe": "ffmpeg"}  # the Debian package of each tool, where the names differ
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="small: a quick check (~1/10); full: everything",
     )
     debian.add_argument(
-        "--cache", default=None, help="where .deb files are downloaded and unpacked"
+        "--cache",
+        default=str(DEFAULT_CACHE),
+        help="where .deb files are downloaded and unpacked (default: %(default)s)",
     )
     debian.add_argument(
         "--sources", default=None, help="comma-separated source names (default: all; see --list)"
@@ -61,19 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
 def debian_corpus(args: argparse.Namespace) -> int:
     from slap_audio.data.debian import all_sources
     from slap_audio.data.debian.corpus import CorpusMismatch, build_corpus, report
-    from slap_audio.data.debian.packages import (
-        DEFAULT_CACHE,
-        AptUnavailable,
-        fetch_packages,
-        tool_versions,
-    )
+    from slap_audio.data.debian.packages import AptUnavailable, fetch_packages, tool_versions
 
     sources = all_sources()
     if args.list:
         for source in sources:
-            print(
-                f"{source.name}: {', '.join(source.packages)} (tools: {', '.join(source.tools) or 'none'})"
-            )
+            packages = ", ".join(source.packages) or "no package"
+            print(f"{source.name}: {packages}; tools: {', '.join(source.tools) or 'none'}")
         return 0
     if args.sources:
         wanted = [name.strip() for name in args.sources.split(",") if name.strip()]
@@ -85,19 +86,18 @@ def debian_corpus(args: argparse.Namespace) -> int:
             )
             return 2
         sources = tuple(s for s in sources if s.name in wanted)
-    missing = sorted({tool for s in sources for tool in s.tools if shutil.which(tool) is None})
+    tools = {tool for s in sources for tool in s.tools} | set(DECODERS)
+    missing = sorted(tool for tool in tools if shutil.which(tool) is None)
     if missing:
         print(
             f"slap-data: missing tools {missing}: `apt-get install --no-install-recommends "
-            f"{' '.join(missing)}` (./run installs them)",
+            f"{' '.join(sorted({TOOL_PACKAGES.get(t, t) for t in missing}))}` (./run installs them)",
             file=sys.stderr,
         )
         return 1
     start = time.monotonic()
     try:
-        packages = fetch_packages(
-            {p for s in sources for p in s.packages}, args.cache or DEFAULT_CACHE
-        )
+        packages = fetch_packages({p for s in sources for p in s.packages}, args.cache)
     except AptUnavailable as error:
         print(f"slap-data: {error}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -408,7 +409,7 @@ def test_output_loads_as_an_audio_folder(tmp_path, toy_package):
         assert 4 <= len(example["captions"]) <= 6 and example["label"] in ("violin", "kick drum")
 
 
-def test_slap_data_cli_in_a_fresh_process():
+def test_slap_data_cli_in_a_fresh_process(tmp_path):
     script = Path(sys.executable).parent / "slap-data"
     if not script.exists():
         pytest.skip("the slap-data console script is not installed (pip install -e .)")
@@ -418,6 +419,21 @@ def test_slap_data_cli_in_a_fresh_process():
     assert shown.returncode == 0 and "--size" in shown.stdout and "--cache" in shown.stdout
     missing = subprocess.run([str(script), "debian"], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "OUT is required" in missing.stderr
+    listed = subprocess.run(
+        [str(script), "debian", "--list"], capture_output=True, text=True, timeout=120
+    )
+    assert (
+        listed.returncode == 0 and "musescore-general-soundfont-small: musescore" in listed.stdout
+    )
+    no_tools = subprocess.run(
+        [str(script), "debian", str(tmp_path / "out"), "--sources", "flite"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PATH": str(tmp_path)},
+    )  # fmt: skip
+    assert (
+        no_tools.returncode == 1
+        and "apt-get install --no-install-recommends ffmpeg flite" in no_tools.stderr
+    )
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="dpkg is not installed (not Debian)")

@@ -63,10 +63,11 @@ def build_corpus(
 ) -> dict[str, Any]:
     """Build (or continue building) the corpus in `out` from `sources`; return `corpus.json`'s content.
 
-    `unpacked[package]` is the folder each Debian package was unpacked into and `versions[name]`
-    the version of each package and tool (recorded). `test_groups` ({group pattern: why}, default `splits.TEST_GROUPS`) are
-    the held-out groups. `jobs` > 1 stages that many sources at once in worker processes.
-    Raises `CorpusMismatch` if `out` holds a build of another size, source list, held-out groups or versions.
+    `unpacked[package]` is the folder each Debian package was unpacked into; `versions[name]` the
+    version of each package and tool (recorded); `test_groups` ({group pattern: why}, default
+    `splits.TEST_GROUPS`) the held-out groups. `jobs` > 1 stages that many sources at once in
+    worker processes (the bytes do not depend on it). Raises `CorpusMismatch` if `out` holds a
+    build of another size, source list, held-out table or versions.
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {SIZES}")
@@ -186,9 +187,8 @@ def stage_source(
         if digest in hashes:
             skipped.append(_skip(item.source, item.original_path, "duplicate", hashes[digest]))
             continue
-        file_name = (
-            f"{AUDIO_DIR}/{source.name}/{_safe_name(item.key.removeprefix(source.name + '/'))}.flac"
-        )
+        stem = _safe_name(item.key.removeprefix(source.name + "/"))
+        file_name = f"{AUDIO_DIR}/{source.name}/{stem}.flac"
         if file_name in files:
             raise ValueError(f"source {source.name!r} yields the key {item.key!r} twice")
         hashes[digest] = item.key
