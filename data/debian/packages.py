@@ -123,7 +123,11 @@ def _unpack(cache: Path, deb: Path) -> Package:
             subprocess.run(
                 ["dpkg-deb", "-x", str(deb), str(partial)], check=True, capture_output=True
             )
-            partial.rename(root)
+            try:
+                partial.rename(root)
+            except OSError:  # another build unpacked it meanwhile
+                if not root.is_dir():
+                    raise
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     return Package(name=name, version=version, deb=deb, root=root)
