@@ -14,6 +14,7 @@ first, the others drawn deterministically from the clip's key.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,11 +50,14 @@ PITCH_WORDS = {"low": "low-pitched", "middle": "mid-pitched", "high": "high-pitc
 DYNAMICS_ADVERBS = {"soft": "softly", "medium": "at medium volume", "loud": "loudly"}
 DRUM_PATTERNS = {"single hit": "hit", "roll": "roll", "groove": "groove"}
 _NO_AN = ("uk", "uni", "use", "eu", "one")  # vowel letters read as a consonant sound
+_NOTE_NAME = re.compile(r"[A-G][#b♯♭]?\d*( |$)")
 
 
 def article(noun: str) -> str:
-    """`noun` with "a" or "an" in front ("an organ", "a ukulele")."""
+    """`noun` with "a" or "an" in front ("an organ", "a ukulele", "an F major chord")."""
     lower = noun.lower()
+    if _NOTE_NAME.match(noun):  # a note name reads as its letter: "an F", "a G"
+        return f"{'an' if noun[0] in 'AEF' else 'a'} {noun}"
     vowel = lower[:1] in "aeiou" and not lower.startswith(_NO_AN)
     return f"{'an' if vowel or lower.startswith('hour') else 'a'} {noun}"
 
@@ -68,13 +72,13 @@ def _instrument(label: str, a: Mapping[str, Any]) -> list[str | None]:
     texture, register = a.get("texture"), REGISTERS.get(a.get("pitch_range"))
     bpm, dynamics = a.get("tempo_bpm"), DYNAMICS_ADVERBS.get(a.get("dynamics"))
     family = FAMILY_NOUNS.get(a.get("family"))
-    pitches = a.get("pitch_names") or []
+    pitches, chord, scale = a.get("pitch_names") or [], a.get("chord"), a.get("scale")
     speed = f"{tempo_word(bpm)} " if bpm and texture in ("melody", "arpeggio") else ""
     played = {
         "single note": f"a single {pitches[0]} note" if len(pitches) == 1 else "a single note",
         "melody": f"a {speed}melody",
-        "chord": "a chord",
-        "arpeggio": f"{article(speed + 'arpeggio')}",
+        "chord": article(f"{chord} chord") if chord else "a chord",
+        "arpeggio": article(f"{speed}{chord} arpeggio" if chord else f"{speed}arpeggio"),
     }.get(texture)
     return [
         played and register and f"{article(name)} playing {played} {register}",
@@ -87,6 +91,7 @@ def _instrument(label: str, a: Mapping[str, Any]) -> list[str | None]:
         bpm
         and texture in ("melody", "arpeggio")
         and f"{article(name)} {texture} at {round(bpm)} beats per minute",
+        scale and texture == "melody" and f"a melody in {scale} played on {article(name)}",
         texture == "chord"
         and len(pitches) > 1
         and f"{article(name)} chord of {', '.join(pitches[:-1])} and {pitches[-1]}",
@@ -99,16 +104,25 @@ def _instrument(label: str, a: Mapping[str, Any]) -> list[str | None]:
 
 def _drums(label: str, a: Mapping[str, Any]) -> list[str | None]:
     name = a.get("instrument") or label
-    pattern = DRUM_PATTERNS.get(a.get("pattern"), "hit")
-    dynamics, bpm = a.get("dynamics"), a.get("tempo_bpm")
+    pattern = a.get("pattern") or "single hit"
+    noun = DRUM_PATTERNS.get(pattern, "hit")
+    dynamics, bpm, style, kit = a.get("dynamics"), a.get("tempo_bpm"), a.get("style"), a.get("kit")
+    kit = kit and (kit if kit.lower().endswith("kit") else f"{kit} kit")
+    whole_kit = name == "drum kit"
     return [
-        f"{article(name)} {pattern}",
-        dynamics and f"{article(dynamics + ' ' + name)} {pattern}",
-        pattern == "hit" and f"a single {name} hit",
-        pattern != "hit" and bpm and f"{article(name)} {pattern} at {round(bpm)} beats per minute",
-        f"the sound of {article(name)} being struck",
+        style and f"{article(name)} playing {article(style)}",
+        f"{article(name)} {noun}",
+        dynamics and f"{article(dynamics + ' ' + name)} {noun}",
+        pattern == "single hit" and f"a single {name} hit",
+        pattern != "single hit"
+        and bpm
+        and f"{article(name)} {noun} at {round(bpm)} beats per minute",
+        style and bpm and f"{article(style)} at {round(bpm)} beats per minute",
+        kit and not whole_kit and f"{article(name)} from the {kit}",
+        kit and whole_kit and style and f"{article(style)} played on the {kit}",
+        f"the sound of {article(name)} being {'played' if pattern == 'groove' else 'struck'}",
         f"a percussion sound: {article(name)}",
-        f"{article(name)} from a drum kit",
+        not whole_kit and f"{article(name)} from a drum kit",
         f"a recording of {article(name)}",
     ]
 
