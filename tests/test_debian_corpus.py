@@ -180,6 +180,23 @@ def test_trailing_silence_is_trimmed():
         ),
         ("dog barking", "environmental", {"phrase": "a dog barking"}, "A dog barking."),
         ("organ", "instrument", {}, "The sound of an organ."),
+        (
+            "harp",
+            "instrument",
+            {"texture": "arpeggio", "chord": "F major", "tempo_bpm": 150},
+            "A harp playing a fast F major arpeggio.",
+        ),
+        (
+            "drum kit",
+            "drums",
+            {
+                "instrument": "drum kit",
+                "pattern": "groove",
+                "style": "rock beat",
+                "kit": "room kit",
+            },
+            "A drum kit playing a rock beat.",
+        ),
     ],
 )
 def test_captions_from_keywords(label, category, attributes, first):
@@ -205,6 +222,13 @@ def test_captions_only_say_what_is_known():
     assert (
         captions.article("ukulele") == "a ukulele" and captions.article("English") == "an English"
     )
+    assert (
+        captions.article("F major chord") == "an F major chord" and captions.article("G4") == "a G4"
+    )
+    kit = captions.captions_for(
+        "drum kit", "drums", {"instrument": "drum kit", "pattern": "groove"}, "k"
+    )
+    assert not any("from a drum kit" in c for c in kit)
     with pytest.raises(ValueError, match="unknown category"):
         captions.captions_for("x", "music", {}, "k")
 
