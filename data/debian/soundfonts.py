@@ -39,7 +39,7 @@ from slap_audio.data.debian.records import Clip, Skipped
 
 SEED = 10  # the corpus's fixed seed for melodies and chord roots (plus a CRC-32 of the key)
 RENDER_RATE = 22_050  # fluidsynth's output rate; the corpus writer resamples to 16 kHz
-GAIN = 1.0  # fluidsynth master gain: soft notes well above the -60 dBFS tail cut, loud chords below full scale
+GAIN = 0.65  # master gain: the loudest default clip (a tuba chord) peaks near -0.4 dBFS
 TICKS_PER_SECOND = 1000  # 500 ticks per quarter note at 120 bpm: a 1 ms grid
 RELEASE_S = 2.5  # room after the last note-off for the release to decay before "all sound off"
 DRUM_CHANNEL = 9  # MIDI channel 10
