@@ -54,7 +54,7 @@ class ToySource:
             label="violin" if index % 2 else "kick drum",
             category="instrument" if index % 2 else "drums",
             source="toy-sounds",
-            licence="GPL-2.0+" if index % 3 else "CC0-1.0",
+            licence="GPL-2+" if index % 3 else "CC0",  # Debian short names: spelt as SPDX ids
             original_path=f"usr/share/toy/{index}.wav",
             group=group,
             attributes=attributes,

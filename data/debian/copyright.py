@@ -25,6 +25,7 @@ _SPDX = {
     "BSD-3-clause": "BSD-3-Clause",
     "free-art": "LAL-1.3",
     "public-domain": "public-domain",
+    "CC0": "CC0-1.0",
 }
 
 

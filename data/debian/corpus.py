@@ -37,6 +37,7 @@ import numpy as np
 
 from slap_audio.data.debian.audio_io import CORPUS_SAMPLING_RATE, SILENCE_DBFS, to_corpus_audio
 from slap_audio.data.debian.captions import captions_for
+from slap_audio.data.debian.copyright import spdx
 from slap_audio.data.debian.records import CATEGORIES, SIZES, Clip, Skipped, Source
 from slap_audio.data.debian.splits import SPLITS, TEST_GROUPS, split_of, unmatched_patterns
 
@@ -249,7 +250,7 @@ def _row(clip: Clip, file_name: str, split: str, digest: str, samples: int) -> d
         "label": clip.label,
         "category": clip.category,
         "source": clip.source,
-        "licence": clip.licence,
+        "licence": spdx(clip.licence),  # one spelling per licence ("GPL-2+" -> "GPL-2.0+")
         "original_path": clip.original_path,
         "group": clip.group,
         "key": clip.key,

@@ -20,9 +20,9 @@ TEST_GROUPS: dict[str, str] = {
     # instruments and drums
     "musescore-general-soundfont-small": "the second soundfont, every GM program and its drum kit: "
     "other samples of the same instruments than fluid-soundfont-gm's (train)",
-    "hydrogen-drumkits:ColomboAcousticDrumkit": "an acoustic Hydrogen kit (11 other kits: train)",
+    "hydrogen-drumkits:ColomboAcousticDrumkit": "an acoustic Hydrogen kit (11 other kits: train; --size small: 1 of its 3)",
     "hydrogen-drumkits:HardElectro1": "an electronic Hydrogen kit",
-    "hydrogen-drumkits:BJA_Pacific": "a third Hydrogen kit",
+    "hydrogen-drumkits:The Black Pearl 1.0": "a second acoustic Hydrogen kit",
     # recorded speech: one speaker of each source, their languages spoken in training by others
     "asterisk-core-sounds-es-wav": "asterisk's Spanish voice (Spanish: espeak-ng, klettres, ktuberling)",
     "klettres-data:de": "KLettres' German speaker (German: espeak-ng, ktuberling)",
