@@ -24,7 +24,8 @@ TEST_GROUPS: dict[str, str] = {
     "hydrogen-drumkits:HardElectro1": "an electronic Hydrogen kit",
     "hydrogen-drumkits:The Black Pearl 1.0": "a second acoustic Hydrogen kit",
     # recorded speech: one speaker of each source, their languages spoken in training by others
-    "asterisk-core-sounds-es-wav": "asterisk's Spanish voice (Spanish: espeak-ng, klettres, ktuberling)",
+    # (not -es-: debian/copyright credits Allison Smith for the English and the Spanish prompts)
+    "asterisk-core-sounds-it-wav": "asterisk's Italian voice, a man (Italian: espeak-ng, festival, ktuberling)",
     "klettres-data:de": "KLettres' German speaker (German: espeak-ng, ktuberling)",
     "klettres-data:ru": "KLettres' Russian speaker (Russian: asterisk, espeak-ng, festival)",
     "klettres-data:it": "KLettres' Italian speaker (Italian: asterisk, espeak-ng, festival)",
@@ -38,6 +39,7 @@ TEST_GROUPS: dict[str, str] = {
     "festival:pc_diphone": "festival's Italian male voice (lp_diphone: train)",
     # environmental: whole packages whose labels training also has
     "lugaru-data": "a game's sounds (footsteps, fire, wind, birds, dog...) recorded by others",
+    "minetest-data": "a game's sounds (footsteps, water, doors, explosions...) recorded by others",
     "gcompris-qt-data:memory-sound": "GCompris' sound-memory recordings (dog, rain, train, "
     "applause, door...)",
 }
