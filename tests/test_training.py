@@ -169,3 +169,12 @@ def test_gradient_accumulation_bf16_and_tensorboard(tmp_path, monkeypatch):
     momenta = [entry["teacher_momentum"] for entry in logs]  # scheduled by optimizer steps, not micro-batches
     assert momenta == [pytest.approx(model.teacher_momentum_at(1, 2), abs=1e-6), 1.0]
     assert list((out / "tb").rglob("events.out.tfevents.*")), "no TensorBoard event file"
+
+
+def test_evaluation_without_an_evaluation_set_is_refused_clearly():
+    from slap_audio.training.cli import parse_arguments
+
+    with pytest.raises(ValueError, match="eval_source is none: pass --eval_strategy no"):
+        parse_arguments(["configs/tiny.yaml", "--eval_source", "none"])
+    _, data_args, training_args = parse_arguments(["configs/tiny.yaml", "--eval_source", "none", "--eval_strategy", "no"])
+    assert data_args.eval_source == "none" and training_args.eval_strategy == "no"

@@ -94,6 +94,11 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     training_args.remove_unused_columns = False  # the collator needs the raw examples
+    if data_args.eval_source in (None, "", "none") and training_args.eval_strategy != "no":
+        raise ValueError(
+            f"eval_strategy={training_args.eval_strategy.value!r} needs an evaluation set, but "
+            "eval_source is none: pass --eval_strategy no (or an --eval_source)"
+        )
     return model_args, data_args, training_args
 
 
