@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from slap_audio.modeling_slap import SlapConfig, SlapForPreTraining, SlapModel
-from slap_audio.training.cli import main
+from slap_audio.training.cli import main, parse_arguments
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "micro.yaml"
 SMALL_RUN = [
@@ -172,8 +172,6 @@ def test_gradient_accumulation_bf16_and_tensorboard(tmp_path, monkeypatch):
 
 
 def test_evaluation_without_an_evaluation_set_is_refused_clearly():
-    from slap_audio.training.cli import parse_arguments
-
     with pytest.raises(ValueError, match="eval_source is none: pass --eval_strategy no"):
         parse_arguments(["configs/tiny.yaml", "--eval_source", "none"])
     _, data_args, training_args = parse_arguments(["configs/tiny.yaml", "--eval_source", "none", "--eval_strategy", "no"])
