@@ -3,8 +3,13 @@
 Every data source of `data/sources.py` turns its rows into examples of one schema::
 
     {"audio": {"array": float32 ndarray (samples,) or (samples, channels), "sampling_rate": int},
-     "captions": list[str], "label": str | None, "duration": float, "clip_id": str,
-     "skip_reason": None}
+     "captions": list[str], "label": str | None, "category": str | None, "attributes": dict,
+     "duration": float, "clip_id": str, "skip_reason": None}
+
+`category` (a coarse class: "instrument", "speech"...) and `attributes` (what else a row knows:
+`{"family": "piano", "language": "Italian", ...}`, `{}` when nothing) are carried through from the
+rows' `category` / `attributes` columns for evaluation by any field (`eval/cli.py`); training reads
+neither.
 
 An item that cannot be used never raises: it becomes `{"audio": None, ..., "skip_reason": reason}`
 (reasons: `missing_file`, `undecodable`, `empty_audio`, `non_finite_audio`, `no_text`,
@@ -32,7 +37,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-EXAMPLE_COLUMNS = ("audio", "captions", "label", "duration", "clip_id", "skip_reason")
+EXAMPLE_COLUMNS = ("audio", "captions", "label", "category", "attributes", "duration", "clip_id", "skip_reason")
 # Keyword-to-caption templates for label-only data; `{label}` is the label text ("dog and rain").
 CAPTION_TEMPLATES = (
     "The sound of {label}.",
@@ -64,6 +69,8 @@ CAPTION_COLUMNS = ("captions", "caption", "text")
 LABEL_COLUMNS = ("label", "labels")
 CLIP_ID_COLUMNS = ("clip_id", "id")
 DURATION_COLUMNS = ("duration",)
+CATEGORY_COLUMN = "category"
+ATTRIBUTES_COLUMN = "attributes"
 
 
 @dataclass
@@ -267,6 +274,23 @@ def _parse_captions(value: Any, separator: str | None) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
+def _parse_attributes(value: Any) -> str:
+    """A row's attributes (a dict, or its JSON text as a CSV cell holds it) as canonical JSON text,
+    `"{}"` when missing or not a dict: rows of one dataset store them in one string column whatever
+    their keys (`attributes_of` reads them back)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            value = None
+    return json.dumps(value if isinstance(value, Mapping) else {}, sort_keys=True, ensure_ascii=False)
+
+
+def attributes_of(row: Mapping) -> dict[str, Any]:
+    """The attributes dict of a canonical row (`{}` when it has none)."""
+    return json.loads(row.get(ATTRIBUTES_COLUMN) or "{}")
+
+
 def _parse_label(value: Any, names: Sequence[str] | None) -> list[str]:
     """Label value (string, ClassLabel id, list of either) → label names; -1 / "" mean none, an id
     without a name is kept as its number."""
@@ -331,7 +355,8 @@ class ColumnMapping:
         return name
 
     def text_fields(self, row: Mapping, index: int) -> dict[str, Any]:
-        """captions, label, clip_id and duration (`None` if unknown) of one metadata row."""
+        """captions, label, category, attributes (JSON text), clip_id and duration (`None` if unknown)
+        of one metadata row."""
         if isinstance(self.caption_column, (list, tuple)):
             captions = [c for name in self.caption_column for c in _parse_captions(row.get(name), self.caption_separator)]
         else:
@@ -350,7 +375,10 @@ class ColumnMapping:
             clip_id = str(audio) if isinstance(audio, str) and audio else str(index)
         duration_name = self._first(row, self.duration_column, DURATION_COLUMNS)
         duration = row.get(duration_name) if duration_name else None
-        return {"captions": captions, "label": ", ".join(labels) if labels else None, "clip_id": clip_id,
+        category = row.get(CATEGORY_COLUMN)
+        return {"captions": captions, "label": ", ".join(labels) if labels else None,
+                "category": None if _is_missing(category) or not str(category).strip() else str(category).strip(),
+                "attributes": _parse_attributes(row.get(ATTRIBUTES_COLUMN)), "clip_id": clip_id,
                 "duration": _parse_duration(duration)}
 
 
@@ -360,14 +388,15 @@ class ColumnMapping:
 
 def _broken(fields_: Mapping, reason: str) -> dict[str, Any]:
     return {"audio": None, "captions": list(fields_.get("captions") or []), "label": fields_.get("label"),
+            "category": fields_.get("category"), "attributes": attributes_of(fields_),
             "duration": float(fields_.get("duration") or 0.0), "clip_id": str(fields_.get("clip_id")),
             "skip_reason": reason}
 
 
 @dataclass
 class ExampleDecoder:
-    """Canonical row (`audio` value, captions, label, duration, clip_id) → example; a broken item
-    becomes an example with `audio=None` and its `skip_reason`."""
+    """Canonical row (`audio` value, captions, label, category, attributes, duration, clip_id) →
+    example; a broken item becomes an example with `audio=None` and its `skip_reason`."""
 
     base_dir: str | None = None
 
@@ -380,6 +409,7 @@ class ExampleDecoder:
             return _broken(row, err.reason)
         return {"audio": {"array": array, "sampling_rate": rate}, "captions": [str(c) for c in row["captions"]],
                 "label": None if _is_missing(row.get("label")) else str(row["label"]),
+                "category": row.get("category"), "attributes": attributes_of(row),
                 "duration": num_samples(array) / rate, "clip_id": str(row["clip_id"]), "skip_reason": None}
 
 
@@ -423,5 +453,6 @@ class BuiltinDecoder:
         clip = generate_clip(self.seed, self.split, int(row["index"]), max_duration=self.max_duration,
                              num_captions=self.num_captions)
         return {"audio": {"array": clip["audio"], "sampling_rate": int(clip["sampling_rate"])},
-                "captions": list(clip["captions"]), "label": clip["label"], "duration": float(clip["duration"]),
+                "captions": list(clip["captions"]), "label": clip["label"], "category": None, "attributes": {},
+                "duration": float(clip["duration"]),
                 "clip_id": clip["clip_id"], "skip_reason": None}

@@ -178,7 +178,7 @@ def _canonical_dataset(audio_rows: datasets.Dataset, text_rows: list[dict], base
         else:
             keep.append(index)
     rows = audio_rows
-    for name in ("captions", "label", "clip_id"):
+    for name in ("captions", "label", "category", "attributes", "clip_id"):
         rows = rows.add_column(name, [fields_[name] for fields_ in text_rows])
     rows = rows.add_column("duration", durations)
     if len(keep) < len(rows):
