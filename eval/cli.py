@@ -2,6 +2,7 @@
 
     slap-eval runs/micro/slap --captioner runs/micro/captioner --output-dir eval/micro
     slap-eval alice/slap-tiny --trust-remote-code --dataset data/clips --split test
+    slap-eval runs/real/slap --dataset corpus/debian --split test --zero-shot-tasks category family
     python -m slap_audio.eval.cli runs/micro/slap --num-clips 32 --templates builtin --no-plots
 
 MODEL is a local folder or a Hub id of a `SlapModel` checkpoint with its processor (what
@@ -11,7 +12,9 @@ loads without remote code; `--trust-remote-code` runs the code shipped with it i
 Steps (each with a progress bar): load the evaluation set (broken items are skipped and counted),
 embed every clip and caption, retrieval metrics, zero-shot classification (the fast batched path,
 checked against `transformers.pipeline("zero-shot-audio-classification")` on `--pipeline-check`
-clips), modality gap, a linear probe on the labels, and with `--captioner` captioning metrics
+clips), zero-shot tasks by any field of the rows (`--zero-shot-tasks`: by default, on data whose rows
+carry a `category` such as `slap-data debian`'s, the coarse category, instrument, instrument family,
+drum instrument and spoken language, each beside chance; see `eval/zero_shot.py`), modality gap, a linear probe on the labels, and with `--captioner` captioning metrics
 (beam search 3, at most 40 new tokens). The results JSON (`OUTPUT_DIR/results.json`, layout in
 `eval/report.py`) is what `slap-push --metrics` puts into the model card; a table is printed at the
 end. In Python, `main([...])` returns the same dict; `console_main` is the console-script entry
@@ -49,9 +52,12 @@ from slap_audio.eval.report import (
 from slap_audio.eval.representation import linear_probe, modality_gap
 from slap_audio.eval.retrieval import retrieval_metrics
 from slap_audio.eval.zero_shot import (
+    AUTO_TASKS,
     DEFAULT_TEMPLATE,
     ZeroShotResult,
+    evaluate_zero_shot_tasks,
     pipeline_agreement,
+    resolve_tasks,
     zero_shot_classify,
 )
 from slap_audio.modeling_slap import register_auto_classes
@@ -72,6 +78,7 @@ class EvalArguments:
     output_dir: str = field(default="eval_results", metadata={"help": "where results.json and the plots go"})
     batch_seconds: float = field(default=DEFAULT_BATCH_SECONDS, metadata={"help": "audio seconds per packed forward pass"})
     templates: list[str] = field(default_factory=lambda: [DEFAULT_TEMPLATE], metadata={"help": "zero-shot prompt templates ({} = class name); several are averaged per class; 'builtin' = the built-in set's five"})
+    zero_shot_tasks: list[str] = field(default_factory=lambda: [AUTO_TASKS], metadata={"help": "zero-shot tasks by field: 'auto' (category, instrument, family, drums, language when the rows carry a category), 'none', those names, or NAME=FIELD[@FIELD=VALUE] (e.g. gender=attributes.gender@category=speech; prompts: --templates)"})
     pipeline_check: int = field(default=16, metadata={"help": "clips classified through the transformers pipeline too (0: skip the check)"})
     probe_train: str | None = field(default=None, metadata={"help": "train the linear probe on this source (its train split, e.g. builtin:train) instead of half the evaluated clips"})
     probe_clips: int | None = field(default=None, metadata={"help": "clips of --probe-train (default: as many as are evaluated for built-in data, every item otherwise)"})
@@ -91,6 +98,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> tuple[str, EvalArgumen
     args, extra = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
     if args.templates == [BUILTIN]:
         args.templates = list(prompt_templates)
+    try:  # malformed task specs fail now, not after embedding
+        resolve_tasks(args.zero_shot_tasks, [], args.templates)
+    except ValueError as err:
+        parser.error(str(err))
     return extra.model, args
 
 
@@ -256,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     builtin = is_builtin(args.dataset)
     split = (args.dataset.partition(":")[2] or args.split) if builtin else args.split
-    steps = tqdm(total=7 + bool(args.captioner) + args.plots, desc="slap-eval", unit="step")
+    steps = tqdm(total=8 + bool(args.captioner) + args.plots, desc="slap-eval", unit="step")
 
     with _step(steps, "model"):
         model, processor = load_model(model_name, device, args.trust_remote_code)
@@ -278,6 +289,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if labels:  # built-in data: all its classes, whichever the evaluated clips hold
             metrics["zero_shot"], zero_shot = evaluate_zero_shot(
                 model, processor, examples, embedded, LABELS if builtin else labels, args)
+    with _step(steps, "zero-shot tasks"):
+        tasks = resolve_tasks(args.zero_shot_tasks, examples, args.templates)
+        sections, skipped_tasks = evaluate_zero_shot_tasks(model, processor, tasks, examples, embedded.audio)
+        for message in skipped_tasks:
+            tqdm.write(f"slap-eval: {message}")
+        if sections:
+            metrics["zero_shot_tasks"] = sections
     with _step(steps, "modality gap"):
         metrics["modality_gap"] = modality_gap(embedded.audio, embedded.text)
     with _step(steps, "linear probe"):
@@ -289,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         with _step(steps, "captioning"):
             metrics["captioning"], caption_examples = evaluate_captioning(examples, args, device)
 
-    order = ("retrieval", "zero_shot", "captioning", "modality_gap", "linear_probe")  # the JSON's layout
+    order = ("retrieval", "zero_shot", "zero_shot_tasks", "captioning", "modality_gap", "linear_probe")  # the JSON's layout
     results = json_safe({
         "model": model_name,
         "dataset": {"name": BUILTIN_NAME if builtin else args.dataset, "split": split,

@@ -9,6 +9,8 @@ The JSON (one file per run, `results.json`) is what `hub_cards/` turns into the 
      "metrics": {"retrieval": {"text_to_audio": {"R@1", "R@5", "R@10", "mAP@10"},
                                "audio_to_text": {...}},
                  "zero_shot": {"top1", "top5", "pipeline_agreement", "num_classes"},
+                 "zero_shot_tasks": {"category": {"top1", "top5", "chance", "num_clips", "num_classes",
+                                                  "templates"}, ...},
                  "captioning": {"BLEU-4", "ROUGE-L", "CIDEr-D", "METEOR", "unavailable": {...}},
                  "modality_gap": 0.41,
                  "linear_probe": {"accuracy": 0.7}},
@@ -17,7 +19,7 @@ The JSON (one file per run, `results.json`) is what `hub_cards/` turns into the 
      "elapsed_seconds": 12.3}
 
 Sections that cannot be computed are left out (captioning without `--captioner`, zero-shot and
-the linear probe without labels); a value that cannot be computed (top-5 with 5 classes or fewer,
+the linear probe without labels, zero-shot tasks when none applies); a value that cannot be computed (top-5 with 5 classes or fewer,
 the pipeline check when it is switched off) is `null`. Not-a-number is never written.
 """
 
@@ -113,14 +115,34 @@ def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, floa
     return out
 
 
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def tasks_table(tasks: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Lines of the zero-shot tasks table: top-1 and top-5 beside chance, clips and classes."""
+    head = "zero-shot task"
+    width = max(len(head), *(len(name) for name in tasks))
+    lines = [f"{head:<{width}}  {'top1':>8}  {'top5':>8}  {'chance':>8}  {'clips':>6}  {'classes':>7}"]
+    for name, task in tasks.items():
+        lines.append(f"{name:<{width}}  {_score(task['top1']):>8}  {_score(task['top5']):>8}  "
+                     f"{_score(task['chance']):>8}  {task['num_clips']:>6}  {task['num_classes']:>7}")
+    return lines
+
+
 def results_table(results: Mapping[str, Any]) -> str:
-    """A short plain-text table of the metrics, for the end of a run."""
-    rows = [(name, f"{value:.4f}") for name, value in flat_metrics(results.get("metrics", {})).items()]
+    """A short plain-text table of the metrics, for the end of a run (zero-shot tasks in a table
+    of their own)."""
+    metrics = dict(results.get("metrics", {}))
+    tasks = metrics.pop("zero_shot_tasks", {})
+    rows = [(name, f"{value:.4f}") for name, value in flat_metrics(metrics).items()]
     dataset = results.get("dataset", {})
     head = (f"{results.get('model')} on {dataset.get('name')}:{dataset.get('split')} "
             f"({dataset.get('num_clips')} clips, {dataset.get('skipped', {}).get('total', 0)} skipped)")
     width = max((len(name) for name, _ in rows), default=10)
     lines = [head, "-" * (width + 10)] + [f"{name:<{width}}  {value:>8}" for name, value in rows]
+    if tasks:
+        lines += ["", *tasks_table(tasks)]
     return "\n".join(lines)
 
 

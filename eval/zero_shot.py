@@ -25,13 +25,28 @@ Usage::
                                 templates=["This is a sound of {}."])
     print(result.top1, result.top5, result.per_class_accuracy, result.confusion)
 
+Zero-shot **tasks** classify by any field of the examples, on a subset of them: a `ZeroShotTask`
+names the field (`label`, `category`, `attributes.<key>`), the rows (`where`: category = speech),
+the prompt templates and readable class names. `evaluate_zero_shot_tasks` scores each on the
+fast path with the clips' embeddings computed once. `CORPUS_TASKS` are those of the Debian corpus
+(`slap-data debian`), beside chance (1 / classes present):
+
+- `category`: all clips; "This is a sound of {}." over `CATEGORY_NAMES` (instrument → "a musical
+  instrument", drums → "drums", speech → "speech", environmental → "an environmental sound"; any
+  other category is prompted as written);
+- `instrument`: instrument clips, their `label` (the GM program name);
+- `family`: instrument clips, `attributes.family` (the GM family: "piano", "brass"...);
+- `drums`: drum clips, their `label` (the drum instrument);
+- `language`: speech clips, `attributes.language` ("Italian"...).
+
 The `slap-eval` command (`eval/cli.py`) runs both paths on an evaluation set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +62,8 @@ from slap_audio.modeling_slap.feature_extraction_slap import (
 DEFAULT_TEMPLATE = "This is a sound of {}."  # the pipeline's default `hypothesis_template`
 PIPELINE_TASK = "zero-shot-audio-classification"
 AGREEMENT_TOLERANCE = 1e-5  # cosine; the two paths differ by float rounding (packing, padding)
+AUTO_TASKS = "auto"  # `resolve_tasks`: `CORPUS_TASKS` when the examples carry a category
+NO_TASKS = "none"
 
 
 @dataclass
@@ -250,3 +267,127 @@ def pipeline_agreement(
                                      tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor,
                                      device=device, progress=progress)
     return agreement_rate(fast.scores, predicted, classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# zero-shot tasks: classification by any field, on a subset of the clips
+
+
+def example_field(example: Mapping[str, Any], path: str) -> str | None:
+    """The value of `path` in an example as text: a top-level key (`label`, `category`) or a dotted
+    path into a dict (`attributes.family`). `None` when missing, empty, or a list / dict."""
+    value: Any = example
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    if value is None or isinstance(value, (Mapping, list, tuple)) or not str(value).strip():
+        return None
+    return str(value).strip()
+
+
+@dataclass
+class ZeroShotTask:
+    """A zero-shot classification task over one field of the examples, on the rows it selects.
+
+    Args:
+        name: the task's key in the results (`category`, `family`...).
+        label_field: where each clip's class is: `label`, `category` or `attributes.<key>` (`example_field`).
+        templates: prompt templates (`{}` = class name), averaged per class.
+        where: `(field, value)`: only clips whose `field` has this value (`None`: every clip).
+        class_names: class value → the text put into the templates (a value not listed is used as is).
+    """
+
+    name: str
+    label_field: str
+    templates: tuple[str, ...] = (DEFAULT_TEMPLATE,)
+    where: tuple[str, str] | None = None
+    class_names: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str, templates: Sequence[str] = (DEFAULT_TEMPLATE,)) -> ZeroShotTask:
+        """A task from `NAME=FIELD` or `NAME=FIELD@WHERE_FIELD=VALUE`, e.g.
+        `gender=attributes.gender@category=speech`, with the given templates."""
+        name, _, rest = spec.partition("=")
+        target, _, where = rest.partition("@")
+        where_field, _, where_value = where.partition("=")
+        if not name.strip() or not target.strip() or (where and not (where_field.strip() and where_value.strip())):
+            raise ValueError(f"zero-shot task {spec!r}: expected NAME=FIELD or NAME=FIELD@FIELD=VALUE, or one of "
+                             f"{[AUTO_TASKS, NO_TASKS, *CORPUS_TASKS]}")
+        return cls(name.strip(), target.strip(), tuple(templates),
+                   (where_field.strip(), where_value.strip()) if where else None)
+
+    def describe(self) -> str:
+        where = f" of the clips with {self.where[0]} = {self.where[1]!r}" if self.where else ""
+        return f"{self.label_field}{where}"
+
+    def targets(self, examples: Sequence[Mapping[str, Any]]) -> tuple[list[int], list[str]]:
+        """Indices of the clips the task covers (selected by `where`, with a value of `label_field`) and
+        their classes as prompt text."""
+        indices, classes = [], []
+        for index, example in enumerate(examples):
+            if self.where is not None and example_field(example, self.where[0]) != self.where[1]:
+                continue
+            value = example_field(example, self.label_field)
+            if value is not None:
+                indices.append(index)
+                classes.append(self.class_names.get(value, value))
+        return indices, classes
+
+
+# Readable names of the Debian corpus's categories in the prompts.
+CATEGORY_NAMES = {"instrument": "a musical instrument", "drums": "drums", "speech": "speech",
+                  "environmental": "an environmental sound"}
+CORPUS_TASKS = {task.name: task for task in (
+    ZeroShotTask("category", "category", (DEFAULT_TEMPLATE,), class_names=CATEGORY_NAMES),
+    ZeroShotTask("instrument", "label", (DEFAULT_TEMPLATE,), ("category", "instrument")),
+    ZeroShotTask("family", "attributes.family",
+                 ("This is a sound of {} music.", "This is the sound of a {} instrument."), ("category", "instrument")),
+    ZeroShotTask("drums", "label", (DEFAULT_TEMPLATE,), ("category", "drums")),
+    ZeroShotTask("language", "attributes.language", ("This is speech in {}.", "Someone speaking {}."),
+                 ("category", "speech")),
+)}
+
+
+def resolve_tasks(specs: Sequence[str], examples: Sequence[Mapping[str, Any]],
+                  templates: Sequence[str] = (DEFAULT_TEMPLATE,)) -> list[ZeroShotTask]:
+    """Tasks from command-line specs: `auto` (`CORPUS_TASKS` when any example has a `category`,
+    none otherwise), `none`, a name of `CORPUS_TASKS`, or `NAME=FIELD[@FIELD=VALUE]` (with
+    `templates`). Raises `ValueError` on a malformed spec or a name given twice."""
+    tasks: list[ZeroShotTask] = []
+    for spec in specs:
+        if spec == AUTO_TASKS:
+            if any(example_field(e, "category") is not None for e in examples):
+                tasks += CORPUS_TASKS.values()
+        elif spec in CORPUS_TASKS:
+            tasks.append(CORPUS_TASKS[spec])
+        elif spec != NO_TASKS:
+            tasks.append(ZeroShotTask.parse(spec, templates))
+    names = [task.name for task in tasks]
+    if len(set(names)) < len(names):
+        raise ValueError(f"zero-shot task names given twice: {names}")
+    return tasks
+
+
+def evaluate_zero_shot_tasks(model, processor, tasks: Sequence[ZeroShotTask], examples: Sequence[Mapping[str, Any]],
+                             audio_embeds: torch.Tensor) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Score each task on the fast path (`zero_shot_classify`) with the clips' embeddings
+    `audio_embeds` `(num_clips, dim)`, computed once for all tasks.
+
+    Returns:
+        {task name: {"top1", "top5", "chance", "num_clips", "num_classes", "templates"}} with
+        chance = 1 / the number of classes present, and one message per task skipped (no clip has
+        its field, or a single class).
+    """
+    sections, skipped = {}, []
+    for task in tasks:
+        indices, labels = task.targets(examples)
+        classes = sorted(set(labels))
+        if len(classes) < 2:
+            found = f"a single class ({classes[0]!r})" if classes else "no clip with it"
+            skipped.append(f"zero-shot task {task.name!r} skipped: {task.describe()}: {found}")
+            continue
+        result = zero_shot_classify(model, processor, (), (), labels, classes, task.templates,
+                                    audio_embeds=audio_embeds[indices])
+        sections[task.name] = {"top1": result.top1, "top5": result.top5, "chance": 1.0 / len(classes),
+                               "num_clips": len(indices), "num_classes": len(classes),
+                               "templates": list(task.templates)}
+    return sections, skipped
