@@ -92,6 +92,11 @@ NOT_RUN = {
     "./run test": "runs this whole suite, this file included",
     "python -m slap_audio.training.ablation --config configs/demo.yaml --max-steps 300": "trains three `tiny` "
     "models for 300 steps (an hour on 2 cores); tests/test_ablation.py runs its variants in miniature",
+    "slap-data debian outputs/debian": "downloads 618 MB of Debian packages and renders for minutes; "
+    "tests/test_debian_*.py build every part from tiny inputs, the CLI included",
+    "slap-train configs/real.yaml": "25 minutes of training on the Debian corpus; the same CLI runs here on micro",
+    "slap-eval runs/real/slap --dataset outputs/debian --split test --output-dir outputs/real-eval": "needs the "
+    "Debian corpus and the trained model; tests/test_zero_shot_tasks.py runs slap-eval on a tiny corpus-shaped folder",
 }
 
 COMMANDS = {
