@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments, enable_full_determinism, set_seed
 
@@ -209,7 +210,17 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     if trainer.is_world_process_zero():
         paths = export_release_models(trainer.accelerator.unwrap_model(trainer.model), processor, training_args.output_dir)
         logger.info("release models: %s", paths)
+    end_distributed()
     return paths
+
+
+def end_distributed() -> None:
+    """Wait for every rank (rank 0 writes the release models), then close the process group: a rank
+    leaving with gloo's threads alive aborted at exit ("terminate called without an active
+    exception"), and torchrun reported the whole run as failed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def console_main() -> int:
