@@ -1,20 +1,30 @@
 """Attention over packed variable-duration audio: the layout of a pack, 2-D rotary embeddings,
-and the local (banded) and global (whole-clip) attention kernels.
+the local (banded) and global (whole-clip) SDPA kernels, and attention pooling.
 
 A pack is all clips' tokens concatenated, `(total_tokens, dim)`, with no padding between clips.
-`PackedLayout` describes it once per forward (clip boundaries, each token's time column and
-frequency row, the blocks of the local kernel) and every layer reuses it. Attention never
-crosses a clip boundary; the tests check both kernels against a plain per-clip reference.
+`PackedLayout` describes it once per forward (clip boundaries as `cu_seqlens`, each token's clip,
+position in its clip, time column and frequency row, the blocks of the local kernel) and every
+layer reuses it. Attention never crosses a clip boundary; the tests check every kernel against a
+plain per-clip reference.
 
-The score kernel is chosen the transformers way, by `config._attn_implementation`: `"sdpa"`
+Nothing here reads a tensor's value on the host once `max_seqlen` is given as an int (the
+feature extractor's `max_audio_length` gives it), so a forward queues kernels without waiting on
+the device and compiles as one graph:
+- local layers cut the pack into fixed blocks of `(local_window + 1) * freq_patches` tokens; each
+  block attends to itself and both neighbours under a band mask (`LocalBlocks`);
+- global layers scatter the pack into `(num_clips, max_seqlen, heads, head_dim)` and run one
+  batched call with a key-padding mask, then gather the tokens back.
+
+The score kernel of those two is chosen by `config._attn_implementation`: `"sdpa"`
 (`torch.nn.functional.scaled_dot_product_attention`, the default) or `"eager"` (the same softmax
-written out in plain matmuls); both compute the same attention on the same blocks.
+written out in plain matmuls). FlexAttention and varlen flash kernels live in `attention_backends.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,14 +47,18 @@ def eager_attention(
     return scores.softmax(-1).to(value.dtype) @ value
 
 
+# Dense (batched, padded) score kernels. The packed-only backends ("flex_attention", "varlen") change
+# the audio encoder's kernels; dense attention (the caption decoder) runs SDPA under them.
 ATTENTION_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "sdpa": F.scaled_dot_product_attention,
     "eager": eager_attention,
+    "flex_attention": F.scaled_dot_product_attention,
+    "varlen": F.scaled_dot_product_attention,
 }
 
 
 def attention_function(implementation: str | None) -> Callable[..., torch.Tensor]:
-    """The score kernel for `config._attn_implementation` (None: SDPA)."""
+    """The dense score kernel for `config._attn_implementation` (None: SDPA)."""
     if implementation is None:
         return F.scaled_dot_product_attention
     if implementation not in ATTENTION_FUNCTIONS:
@@ -71,21 +85,35 @@ class LocalBlocks:
 
 @dataclass
 class PackedLayout:
-    """Where each clip's tokens sit in a pack and where each token sits in its clip."""
+    """Where each clip's tokens sit in a pack and where each token sits in its clip.
+
+    `max_seqlen` only has to bound the longest clip from above: the padded global kernel and
+    pooling are exact for any bound (a larger one costs padding). `backend_state` holds what an
+    attention backend builds once per forward (FlexAttention's block masks).
+    """
 
     token_lengths: torch.Tensor  # (num_clips,) tokens per clip
     cu_seqlens: torch.Tensor  # (num_clips + 1,) cumulative token offsets, int32
-    max_seqlen: int
+    max_seqlen: int  # >= the longest clip's token count
     clip_ids: torch.Tensor  # (total_tokens,) index of the clip each token belongs to
+    padded_index: torch.Tensor  # (total_tokens,) row in the flattened (num_clips * max_seqlen) padding
     time_ids: torch.Tensor  # (total_tokens,) time column within its clip (0 = clip start)
     freq_ids: torch.Tensor  # (total_tokens,) frequency patch row
     local_blocks: LocalBlocks | None
+    backend_state: dict[str, Any] | None = None
 
     @property
-    def segments(self) -> list[tuple[int, int]]:
-        """`(start, end)` token offsets of each clip."""
-        bounds = self.cu_seqlens.tolist()
-        return list(zip(bounds[:-1], bounds[1:], strict=True))
+    def num_clips(self) -> int:
+        return self.token_lengths.shape[0]
+
+
+def clip_positions(token_lengths: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(clip_ids, positions)` of the `total` tokens of a pack whose clips hold `token_lengths`,
+    computed on the device without reading any value on the host (no `repeat_interleave` size)."""
+    ends = torch.cumsum(token_lengths, 0)
+    token = torch.arange(total, device=token_lengths.device)
+    clip_ids = torch.searchsorted(ends, token, right=True)  # clips ending at or before a token precede it
+    return clip_ids, token - (ends - token_lengths)[clip_ids]
 
 
 def build_layout(
@@ -95,18 +123,23 @@ def build_layout(
     local_window: int,
     freq_patches: int,
     needs_local: bool = True,
+    max_seqlen: int | None = None,
 ) -> PackedLayout:
-    """Describe a pack whose clips hold `token_lengths` tokens, in time-major order."""
-    device = time_ids.device
-    num_clips = token_lengths.shape[0]
-    clip_ids = torch.repeat_interleave(torch.arange(num_clips, device=device), token_lengths)
+    """Describe a pack whose clips hold `token_lengths` tokens, in time-major order.
+
+    `max_seqlen` (an upper bound on `token_lengths`) avoids the one host read of the layout;
+    without it the longest clip is read from `token_lengths`.
+    """
+    clip_ids, positions = clip_positions(token_lengths, time_ids.shape[0])
     cu_seqlens = F.pad(torch.cumsum(token_lengths, 0), (1, 0)).to(torch.int32)
-    max_seqlen = int(token_lengths.max()) if num_clips else 0
+    if max_seqlen is None:
+        max_seqlen = int(token_lengths.max()) if token_lengths.numel() else 0
     local_blocks = None
     if needs_local:
         local_blocks = _local_blocks(clip_ids, time_ids, local_window, (local_window + 1) * freq_patches)
     return PackedLayout(
-        token_lengths, cu_seqlens, max_seqlen, clip_ids, time_ids, freq_ids, local_blocks
+        token_lengths, cu_seqlens, max_seqlen, clip_ids, clip_ids * max_seqlen + positions,
+        time_ids, freq_ids, local_blocks,
     )
 
 
@@ -157,16 +190,35 @@ def local_attention(
     return out.transpose(1, 2).reshape(num_blocks * size, heads, head_dim)[:total]
 
 
+def pad_pack(
+    packed: torch.Tensor, padded_index: torch.Tensor, num_clips: int, max_seqlen: int, fill: float = 0.0
+) -> torch.Tensor:
+    """`(total_tokens, ...)` → `(num_clips, max_seqlen, ...)`, `fill` after each clip's end."""
+    rows = packed.new_full((num_clips * max_seqlen, *packed.shape[1:]), fill)
+    rows = rows.index_copy(0, padded_index, packed)  # one writer per row: deterministic
+    return rows.view(num_clips, max_seqlen, *packed.shape[1:])
+
+
+def key_padding_mask(token_lengths: torch.Tensor, max_seqlen: int) -> torch.Tensor:
+    """`(num_clips, max_seqlen)`, True at each clip's real tokens."""
+    slots = torch.arange(max_seqlen, device=token_lengths.device)
+    return slots[None, :] < token_lengths[:, None]
+
+
 def global_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: PackedLayout,
     attend: Callable[..., torch.Tensor] = F.scaled_dot_product_attention,
 ) -> torch.Tensor:
-    """Full attention within each clip. `query/key/value`: (total_tokens, heads, head_dim)."""
-    out = torch.empty_like(query)
-    for start, end in layout.segments:
-        seg = [t[start:end].transpose(0, 1).unsqueeze(0) for t in (query, key, value)]
-        out[start:end] = attend(*seg)[0].transpose(0, 1)
-    return out
+    """Full attention within each clip, as one batched call over the clips padded to `max_seqlen`.
+    `query/key/value`: (total_tokens, heads, head_dim)."""
+    total, heads, head_dim = query.shape
+    num_clips, max_seqlen = layout.num_clips, layout.max_seqlen
+    qkv = pad_pack(torch.stack([query, key, value], dim=1), layout.padded_index, num_clips, max_seqlen)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (clips, heads, max_seqlen, head_dim)
+    # padding queries see their clip's keys (no empty rows); they are dropped by the gather
+    out = attend(q, k, v, attn_mask=key_padding_mask(layout.token_lengths, max_seqlen)[:, None, None, :])
+    out = out.transpose(1, 2).reshape(num_clips * max_seqlen, heads, head_dim)
+    return out[layout.padded_index]
 
 
 class Rotary2D:
@@ -190,7 +242,13 @@ class Rotary2D:
 
 
 class SlapAttentionPooling(nn.Module):
-    """Multi-head attention pooling with one learned query, computed per clip of a pack."""
+    """Multi-head attention pooling with one learned query, computed per clip of a pack.
+
+    Scores, softmax statistics, weights and the weighted sums are fp32 whatever the activation
+    dtype (a bf16 sum over a 10-minute clip's 15,000 tokens would be off by orders of magnitude),
+    and computed as one softmax and one batched matmul over the clips padded to `max_seqlen`:
+    no scattered additions, so the result is deterministic on every device.
+    """
 
     def __init__(self, hidden_size: int, num_heads: int):
         super().__init__()
@@ -201,19 +259,26 @@ class SlapAttentionPooling(nn.Module):
         self.v_proj = nn.Linear(hidden_size, hidden_size, bias=False)
         self.o_proj = nn.Linear(hidden_size, hidden_size, bias=False)
 
-    def forward(self, hidden: torch.Tensor, clip_ids: torch.Tensor, num_clips: int) -> torch.Tensor:
-        """`hidden` (total_tokens, dim), `clip_ids` (total_tokens,) → (num_clips, dim)."""
-        shape = (hidden.shape[0], self.num_heads, self.head_dim)
-        key, value = self.k_proj(hidden).view(shape), self.v_proj(hidden).view(shape)
-        scores = (key * self.query).sum(-1) * self.head_dim**-0.5  # (total_tokens, heads)
-        index = clip_ids[:, None].expand_as(scores)
-        with torch.no_grad():  # per-clip max, only for numerical stability
-            peak = scores.new_full((num_clips, self.num_heads), -torch.inf)
-            peak = peak.scatter_reduce(0, index, scores, "amax")
-        weights = torch.exp(scores - peak[clip_ids])
-        total = weights.new_zeros(num_clips, self.num_heads).index_add(0, clip_ids, weights)
-        weights = weights / total[clip_ids]
-        contributions = weights[..., None] * value  # (total_tokens, heads, head_dim)
-        pooled = contributions.new_zeros(num_clips, self.num_heads, self.head_dim)
-        pooled = pooled.index_add(0, clip_ids, contributions)
-        return self.o_proj(pooled.reshape(num_clips, -1))
+    def forward(
+        self, hidden: torch.Tensor, clip_ids: torch.Tensor, num_clips: int, max_seqlen: int | None = None
+    ) -> torch.Tensor:
+        """`hidden` (total_tokens, dim), `clip_ids` (total_tokens,), non-decreasing → (num_clips, dim).
+
+        `max_seqlen` (an upper bound on the tokens of a clip) spares a host read of the longest clip.
+        """
+        total = hidden.shape[0]
+        token_lengths = torch.zeros(num_clips, dtype=torch.long, device=hidden.device)
+        token_lengths = token_lengths.index_add(0, clip_ids, torch.ones_like(clip_ids))  # integer: exact
+        if max_seqlen is None:
+            max_seqlen = int(token_lengths.max())
+        _, positions = clip_positions(token_lengths, total)
+        padded_index = clip_ids * max_seqlen + positions
+        shape = (total, self.num_heads, self.head_dim)
+        key = self.k_proj(hidden).view(shape).float()
+        value = self.v_proj(hidden).view(shape).float()
+        scores = (key * self.query.float()).sum(-1) * self.head_dim**-0.5  # (total_tokens, heads) fp32
+        scores = pad_pack(scores, padded_index, num_clips, max_seqlen, fill=-torch.inf)
+        weights = scores.softmax(1)  # (clips, max_seqlen, heads), fp32 statistics
+        values = pad_pack(value, padded_index, num_clips, max_seqlen)  # (clips, max_seqlen, heads, head_dim)
+        pooled = torch.einsum("cth,cthd->chd", weights, values)  # fp32 sums
+        return self.o_proj(pooled.reshape(num_clips, -1).to(hidden.dtype))
