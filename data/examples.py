@@ -30,7 +30,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -113,6 +113,11 @@ class SkipStats:
         parts = [f"{reason}={count} ({', '.join(self.examples.get(reason, []))})"
                  for reason, count in sorted(self.counts.items())]
         return f"skipped {self.total} items: " + "; ".join(parts)
+
+
+# `(total_frames, sampling_rate) -> (start, frames)`: the part of a clip to decode (`frames=-1`: to
+# the end); `SlapCollator.window_for` gives a training crop's window.
+CropWindow = Callable[[int, int], tuple[int, int]]
 
 
 class SkippedItem(Exception):
@@ -200,8 +205,12 @@ def probe_duration(value: Any, base_dir: str | None = None) -> float:
     return samples / rate
 
 
-def decode_audio(value: Any, base_dir: str | None = None) -> tuple[np.ndarray, int]:
+def decode_audio(value: Any, base_dir: str | None = None, window: CropWindow | None = None) -> tuple[np.ndarray, int]:
     """Decode one audio value (path, {"bytes"|"path"}, {"array", "sampling_rate"}) with soundfile.
+
+    `window(total_frames, sampling_rate) -> (start, frames)` decodes only that part of a file: the
+    decoder seeks to `start` and reads `frames` (a training crop of a long file never decodes the
+    whole file). A file soundfile cannot seek in is decoded whole and then cut to the same window.
 
     Returns:
         float32 array `(samples,)` or `(samples, channels)` and the sampling rate.
@@ -218,10 +227,21 @@ def decode_audio(value: Any, base_dir: str | None = None) -> tuple[np.ndarray, i
         if array.dtype.kind not in "iuf" or array.ndim not in (1, 2):
             raise SkippedItem(UNDECODABLE, f"array of dtype {array.dtype} and shape {array.shape}")
         array = array.astype(np.float32, copy=False)
+        if window is not None and array.ndim:
+            start, frames = window(num_samples(array), _sampling_rate(rate))
+            cut = [slice(None)] * array.ndim
+            cut[samples_axis(array)] = slice(start, start + frames if frames >= 0 else None)
+            array = array[tuple(cut)]
     else:
-        source = _open(kind, payload)
         try:
-            array, rate = soundfile.read(source, dtype="float32", always_2d=False)
+            with soundfile.SoundFile(_open(kind, payload)) as audio:
+                rate = audio.samplerate
+                start, frames = window(audio.frames, rate) if window is not None else (0, -1)
+                if audio.seekable():
+                    audio.seek(start)
+                    array = audio.read(frames, dtype="float32", always_2d=False)
+                else:  # e.g. a stream without an index: decode whole, then cut
+                    array = audio.read(dtype="float32", always_2d=False)[start:][: frames if frames >= 0 else None]
         except DECODE_ERRORS as err:
             raise SkippedItem(UNDECODABLE, str(err)) from err
     rate = _sampling_rate(rate)
@@ -400,11 +420,11 @@ class ExampleDecoder:
 
     base_dir: str | None = None
 
-    def __call__(self, row: Mapping) -> dict[str, Any]:
+    def __call__(self, row: Mapping, window: CropWindow | None = None) -> dict[str, Any]:
         if not len(row.get("captions") or []):
             return _broken(row, NO_TEXT)
         try:
-            array, rate = decode_audio(row["audio"], self.base_dir)
+            array, rate = decode_audio(row["audio"], self.base_dir, window)
         except SkippedItem as err:
             return _broken(row, err.reason)
         return {"audio": {"array": array, "sampling_rate": rate}, "captions": [str(c) for c in row["captions"]],

@@ -40,10 +40,12 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from slap_audio.data.durations import CACHE_NAME as DURATION_CACHE
+from slap_audio.data.durations import probe_durations
 from slap_audio.data.examples import (
     BAD_METADATA,
     CAPTION_TEMPLATES,
@@ -55,13 +57,13 @@ from slap_audio.data.examples import (
     UNDECODABLE,
     BuiltinDecoder,
     ColumnMapping,
+    CropWindow,
     ExampleDecoder,
     ManifestDecoder,
     SkippedItem,
     SkipStats,
     StreamDecoder,
     keyword_to_captions,
-    probe_duration,
     resolve_path,
 )
 
@@ -105,6 +107,7 @@ class AudioTextDataset(torch.utils.data.Dataset):
         self.decoder = decoder
         self.skip_stats = skip_stats if skip_stats is not None else SkipStats()
         self.durations = [float(d) for d in rows["duration"]]
+        self.crops: CropSource | None = None
         audio = rows.features.get("audio")
         array_audio = isinstance(audio, dict) and "array" in audio
         # numpy formatting reads stored arrays without a detour through Python lists
@@ -114,23 +117,44 @@ class AudioTextDataset(torch.utils.data.Dataset):
         return len(self.rows)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.decoder(self._rows[int(index)])
+        row = self._rows[int(index)]
+        if self.crops is None or not isinstance(self.decoder, ExampleDecoder):  # generated clips: nothing to seek
+            return self.decoder(row)
+        return self.decoder(row, self.crops.window_for(str(row["clip_id"])))
+
+    def set_crops(self, crops: CropSource | None) -> None:
+        """Decode only each clip's training crop (`crops.window_for(clip_id)`, e.g. the
+        `SlapCollator`, whose epoch it follows): a long file is read from the crop's start for the
+        crop's length, never decoded whole. The collator then finds every clip within its crop."""
+        self.crops = crops
 
     @property
     def clip_ids(self) -> list[str]:
         return list(self.rows["clip_id"])
 
     def select(self, indices: Sequence[int]) -> AudioTextDataset:
-        return AudioTextDataset(self.rows.select(indices), self.decoder, self.skip_stats)
+        selected = AudioTextDataset(self.rows.select(indices), self.decoder, self.skip_stats)
+        selected.set_crops(self.crops)
+        return selected
+
+
+class CropSource(Protocol):
+    """What gives each clip's training crop (`SlapCollator` is one)."""
+
+    def window_for(self, clip_id: str) -> CropWindow: ...
 
 
 # ---------------------------------------------------------------------------------------------
 # loaders
 
 
-def _probe_rows(audio_rows: datasets.Dataset, base_dir: str | None, known: Sequence[float | None]) -> Iterator[float | SkippedItem]:
+def _probe_rows(audio_rows: datasets.Dataset, base_dir: str | None, known: Sequence[float | None],
+                cache_file: Path | None = None) -> Iterator[float | SkippedItem]:
     """Duration (or why not) of each row of a one-column ("audio") dataset, without decoding; a
-    row's `known` duration is taken as is (stored arrays are always measured: it is free)."""
+    row's `known` duration is taken as is (stored arrays are always measured: it is free). File
+    headers are read in parallel, through the duration cache `cache_file` (`data/durations.py`)."""
+    import datasets
+
     feature = audio_rows.features["audio"]
     if isinstance(feature, dict) and "array" in feature:  # stored arrays: lengths from Arrow
         import pyarrow.compute as pc
@@ -146,21 +170,20 @@ def _probe_rows(audio_rows: datasets.Dataset, base_dir: str | None, known: Seque
                 else:
                     yield samples / rate if samples else SkippedItem(EMPTY_AUDIO)
         return
-    rows = iter(known)
-    for batch in audio_rows.iter(batch_size=256):
-        for value in batch["audio"]:
-            duration = next(rows)
-            if duration is not None:
-                yield float(duration)
-                continue
-            try:
-                yield probe_duration(value, base_dir)
-            except SkippedItem as err:
-                yield err
+    results: list[float | SkippedItem | None] = [None if d is None else float(d) for d in known]
+    todo = [index for index, duration in enumerate(results) if duration is None]
+    paths = isinstance(feature, datasets.Value)  # a column of file paths: cached, all at once
+    chunk = max(len(todo), 1) if paths else 1024  # audio bytes: a chunk in memory at a time
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        values = (audio_rows if len(part) == len(audio_rows) else audio_rows.select(part))["audio"]
+        for index, result in zip(part, probe_durations(values, base_dir, cache_file if paths else None), strict=True):
+            results[index] = result
+    yield from results
 
 
 def _canonical_dataset(audio_rows: datasets.Dataset, text_rows: list[dict], base_dir: str | None, probe: bool,
-                       stats: SkipStats) -> AudioTextDataset:
+                       stats: SkipStats, cache_file: Path | None = None) -> AudioTextDataset:
     """Join a one-column ("audio") dataset with its rows' text fields, drop (and count) bad rows.
 
     With `probe=True` every file header is read: exact durations, and missing / undecodable / empty
@@ -169,7 +192,8 @@ def _canonical_dataset(audio_rows: datasets.Dataset, text_rows: list[dict], base
     """
     known = [None if probe else row["duration"] for row in text_rows]
     keep, durations = [], []
-    for index, (fields_, probed) in enumerate(zip(text_rows, _probe_rows(audio_rows, base_dir, known), strict=True)):
+    probes = _probe_rows(audio_rows, base_dir, known, cache_file)
+    for index, (fields_, probed) in enumerate(zip(text_rows, probes, strict=True)):
         durations.append(probed if isinstance(probed, float) else 0.0)
         if not fields_["captions"]:
             stats.add(NO_TEXT, fields_["clip_id"])
@@ -230,7 +254,8 @@ def load_manifest(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
     """One or several JSONL / JSON / CSV manifests (paths or globs), map-style.
 
     Audio paths are relative to `base_dir` (default: each manifest's folder). Unparsable lines are
-    counted as `bad_metadata`.
+    counted as `bad_metadata`. Durations are cached in `.slap_durations.json` beside the (first)
+    manifest (see `data/durations.py`).
     """
     import datasets
 
@@ -249,7 +274,8 @@ def load_manifest(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
             audio.append(resolve_path(value, folder) if isinstance(value, str) and value else None)
     audio_rows = datasets.Dataset.from_dict({"audio": audio}, features=datasets.Features(
         {"audio": datasets.Value("string")}))
-    return _canonical_dataset(audio_rows, text_rows, None, probe, stats)
+    cache_file = Path(base_dir or Path(_expand(paths)[0]).parent) / DURATION_CACHE
+    return _canonical_dataset(audio_rows, text_rows, None, probe, stats, cache_file)
 
 
 def _metadata_file(folder: Path) -> Path | None:

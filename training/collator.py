@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slap_audio.data.examples import NO_TEXT, SkipStats, samples_axis
+from slap_audio.data.examples import NO_TEXT, CropWindow, SkipStats, samples_axis
 from slap_audio.training.batching import seconds_for_tokens
 
 logger = logging.getLogger(__name__)
@@ -97,18 +97,26 @@ class SlapCollator:
     def crop_window(self, example: dict) -> tuple[int, int]:
         """`(start, num_samples)` of the clip's window at its own sampling rate (whole clip if
         it is short enough or `train=False`)."""
-        audio = example["audio"]
-        array = np.asarray(audio["array"])
-        total = array.shape[samples_axis(array)]
-        if not self.train or self.crop_seconds is None:
-            return 0, total
-        # floor: the window never holds more 16 kHz samples than `crop_seconds` (the sampler's
-        # token estimate), whatever the input rate
-        length = max(1, math.floor(self.crop_seconds * int(audio["sampling_rate"]) + 1e-6))
-        if total <= length:
-            return 0, total
-        start = int(clip_generator(self.seed, self.epoch, example["clip_id"], _CROP_STREAM).integers(0, total - length + 1))
-        return start, length
+        array = np.asarray(example["audio"]["array"])
+        return self.window_for(example["clip_id"])(array.shape[samples_axis(array)], int(example["audio"]["sampling_rate"]))
+
+    def window_for(self, clip_id: str, epoch: int | None = None) -> CropWindow:
+        """The clip's crop as a function `(total_samples, sampling_rate) -> (start, num_samples)`:
+        what a decoder needs to read only the window (`decode_audio(..., window=...)`), before it
+        knows the clip's length. `epoch` defaults to the collator's."""
+        epoch = self.epoch if epoch is None else int(epoch)
+
+        def window(total: int, rate: int) -> tuple[int, int]:
+            if not self.train or self.crop_seconds is None:
+                return 0, total
+            # floor: the window never holds more 16 kHz samples than `crop_seconds` (the sampler's
+            # token estimate), whatever the input rate
+            length = max(1, math.floor(self.crop_seconds * int(rate) + 1e-6))
+            if total <= length:
+                return 0, total
+            return int(clip_generator(self.seed, epoch, clip_id, _CROP_STREAM).integers(0, total - length + 1)), length
+
+        return window
 
     def crop(self, example: dict) -> np.ndarray:
         """The clip's audio as the model will see it (see `crop_window`)."""
