@@ -12,9 +12,17 @@ BLEU, ROUGE-L and CIDEr-D are implemented here and follow the coco-caption refer
   with sigma = 6, mean over n and references, times 10; mean over candidates. (As in the
   reference code, the "length" is the number of bigrams.)
 
-Tokenisation (`tokenize`): lowercase, then runs of letters and digits; everything else
-(punctuation, hyphens, apostrophes) separates tokens. coco-caption uses the Stanford PTB
-tokenizer, which needs Java; this one is dependency-free and deterministic.
+Tokenisation, chosen once per call of `caption_metrics` (`tokenizer=`) and recorded in its result:
+- `"ptb"`: coco-caption's own, the Stanford PTBTokenizer (CoreNLP 3.4.1 jar shipped in
+  `pycocoevalcap`, run with `java -preserveLines -lowerCase`), then coco-caption's punctuation
+  tokens removed. This is what published captioning tables use; it needs Java and
+  `pycocoevalcap` (`ptb_tokenize`). Like coco-caption, it keeps brackets as `-lrb-` / `-rrb-`.
+- `"simple"` (`tokenize`): lowercase, then runs of letters and digits; everything else
+  (punctuation, hyphens, apostrophes) separates tokens. Dependency-free; close to, but not
+  always equal to, PTB ("dog's" is `dog s` here, `dog 's` there).
+- `"auto"` (default): PTB where it can run, otherwise simple.
+The metric functions take a `tokenizer` callable (default `tokenize`); `caption_metrics` tokenises
+the whole corpus once and passes `str.split`.
 
 METEOR and SPICE run Java code shipped in the PyPI package `pycocoevalcap`:
 - METEOR 1.5 (its jar bundles WordNet synonyms, and the paraphrase table ships in the wheel):
@@ -32,11 +40,16 @@ import importlib.util
 import math
 import re
 import shutil
+import subprocess
+import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+PTB, SIMPLE, AUTO = "ptb", "simple", "auto"  # the `tokenizer` choices of `caption_metrics`
+PTB_JAR = Path("tokenizer") / "stanford-corenlp-3.4.1.jar"  # inside pycocoevalcap
+Tokenizer = Callable[[str], list[str]]
 
 
 class MetricUnavailable(RuntimeError):
@@ -67,7 +80,8 @@ def _check(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> No
 
 
 def bleu(
-    candidates: Sequence[str], references: Sequence[Sequence[str]], max_n: int = 4
+    candidates: Sequence[str], references: Sequence[Sequence[str]], max_n: int = 4,
+    tokenizer: Tokenizer = tokenize,
 ) -> dict[str, float]:
     """Corpus BLEU-1..max_n as in coco-caption (`BleuScorer.compute_score(option="closest")`)."""
     _check(candidates, references)
@@ -75,8 +89,8 @@ def bleu(
     guess, correct = [0] * max_n, [0] * max_n
     test_length = ref_length = 0
     for candidate, refs in zip(candidates, references, strict=True):
-        tokens = tokenize(candidate)
-        ref_tokens = [tokenize(r) for r in refs]
+        tokens = tokenizer(candidate)
+        ref_tokens = [tokenizer(r) for r in refs]
         max_counts: Counter = Counter()
         for ref in ref_tokens:
             for ngram, count in _ngrams(ref, max_n).items():
@@ -111,19 +125,20 @@ def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
 
 
 def rouge_l_scores(
-    candidates: Sequence[str], references: Sequence[Sequence[str]], beta: float = 1.2
+    candidates: Sequence[str], references: Sequence[Sequence[str]], beta: float = 1.2,
+    tokenizer: Tokenizer = tokenize,
 ) -> list[float]:
     """Per-candidate ROUGE-L F-measure as in coco-caption's `Rouge.calc_score`."""
     _check(candidates, references)
     scores = []
     for candidate, refs in zip(candidates, references, strict=True):
-        tokens = tokenize(candidate)
+        tokens = tokenizer(candidate)
         if not tokens:
             scores.append(0.0)
             continue
         precision = recall = 0.0
         for ref in refs:
-            ref_tokens = tokenize(ref)
+            ref_tokens = tokenizer(ref)
             common = _lcs(ref_tokens, tokens)
             precision = max(precision, common / len(tokens))
             recall = max(recall, common / len(ref_tokens) if ref_tokens else 0.0)
@@ -135,9 +150,10 @@ def rouge_l_scores(
 
 
 def rouge_l(
-    candidates: Sequence[str], references: Sequence[Sequence[str]], beta: float = 1.2
+    candidates: Sequence[str], references: Sequence[Sequence[str]], beta: float = 1.2,
+    tokenizer: Tokenizer = tokenize,
 ) -> float:
-    scores = rouge_l_scores(candidates, references, beta)
+    scores = rouge_l_scores(candidates, references, beta, tokenizer)
     return sum(scores) / len(scores) if scores else 0.0
 
 
@@ -146,11 +162,12 @@ def rouge_l(
 
 
 def cider_d_scores(
-    candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0
+    candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0,
+    tokenizer: Tokenizer = tokenize,
 ) -> list[float]:
     """Per-candidate CIDEr-D as in coco-caption's `CiderScorer.compute_score`."""
     _check(candidates, references)
-    ref_counts = [[_ngrams(tokenize(r), n) for r in refs] for refs in references]
+    ref_counts = [[_ngrams(tokenizer(r), n) for r in refs] for refs in references]
     document_frequency: Counter = Counter()
     for counts in ref_counts:
         document_frequency.update({g for c in counts for g in c})
@@ -173,7 +190,7 @@ def cider_d_scores(
 
     scores = []
     for candidate, refs in zip(candidates, ref_counts, strict=True):
-        vec, norm, length = vectorise(_ngrams(tokenize(candidate), n))
+        vec, norm, length = vectorise(_ngrams(tokenizer(candidate), n))
         total = [0.0] * n
         for ref in refs:
             vec_ref, norm_ref, length_ref = vectorise(ref)
@@ -191,14 +208,15 @@ def cider_d_scores(
 
 
 def cider_d(
-    candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0
+    candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0,
+    tokenizer: Tokenizer = tokenize,
 ) -> float:
-    scores = cider_d_scores(candidates, references, n, sigma)
+    scores = cider_d_scores(candidates, references, n, sigma, tokenizer)
     return sum(scores) / len(scores) if scores else 0.0
 
 
 # ---------------------------------------------------------------------------------------------
-# METEOR and SPICE (Java, through pycocoevalcap)
+# Java: the PTB tokenizer, METEOR and SPICE (through pycocoevalcap)
 
 
 def _pycocoevalcap_dir() -> Path | None:
@@ -209,26 +227,34 @@ def _pycocoevalcap_dir() -> Path | None:
     return Path(locations[0]) if locations else Path(spec.origin).parent
 
 
-def meteor_unavailable_reason() -> str | None:
-    """None when METEOR can run here, otherwise why not."""
+def _java_unavailable_reason(jar: Path, what: str) -> str | None:
+    """None when `java` and pycocoevalcap's `jar` (a path inside the package) are here."""
     package = _pycocoevalcap_dir()
     if package is None:
-        return "needs the PyPI package pycocoevalcap (METEOR 1.5 jar and paraphrase table)"
+        return f"needs the PyPI package pycocoevalcap ({what})"
     if shutil.which("java") is None:
-        return "needs a Java runtime (`java` on PATH) to run pycocoevalcap's METEOR 1.5 jar"
-    if not (package / "meteor" / "meteor-1.5.jar").exists():
-        return "pycocoevalcap is installed without meteor/meteor-1.5.jar"
+        return f"needs a Java runtime (`java` on PATH) to run pycocoevalcap's {what}"
+    if not (package / jar).exists():
+        return f"pycocoevalcap is installed without {jar.as_posix()}"
     return None
+
+
+def ptb_unavailable_reason() -> str | None:
+    """None when coco-caption's PTB tokenizer can run here, otherwise why not."""
+    return _java_unavailable_reason(PTB_JAR, "Stanford PTBTokenizer jar")
+
+
+def meteor_unavailable_reason() -> str | None:
+    """None when METEOR can run here, otherwise why not."""
+    return _java_unavailable_reason(Path("meteor") / "meteor-1.5.jar", "METEOR 1.5 jar and paraphrase table")
 
 
 def spice_unavailable_reason() -> str | None:
     """None when SPICE can run here, otherwise why not."""
-    package = _pycocoevalcap_dir()
-    if package is None:
-        return "needs the PyPI package pycocoevalcap plus Stanford CoreNLP 3.6.0 jars"
-    if shutil.which("java") is None:
-        return "needs a Java runtime (`java` on PATH)"
-    lib = package / "spice" / "lib"
+    reason = _java_unavailable_reason(Path("spice") / "spice-1.0.jar", "SPICE 1.0 jar")
+    if reason:
+        return reason
+    lib = _pycocoevalcap_dir() / "spice" / "lib"
     if (
         not (lib / "stanford-corenlp-3.6.0.jar").exists()
         or not (lib / "stanford-corenlp-3.6.0-models.jar").exists()
@@ -240,14 +266,67 @@ def spice_unavailable_reason() -> str | None:
     return None
 
 
-def _coco_inputs(candidates, references):
+def ptb_tokenize(texts: Sequence[str]) -> list[str]:
+    """coco-caption's tokenisation of each text, tokens joined by spaces: one run of the Stanford
+    PTBTokenizer over all texts (`-preserveLines -lowerCase`, one text per line), then the
+    punctuation tokens coco-caption drops (`pycocoevalcap.tokenizer.ptbtokenizer.PUNCTUATIONS`).
+
+    Unlike pycocoevalcap's wrapper, the texts go to a temporary folder, not into the installed
+    package. Raises `MetricUnavailable` without Java or pycocoevalcap, `RuntimeError` when the
+    tokenizer fails.
+    """
+    reason = ptb_unavailable_reason()
+    if reason:
+        raise MetricUnavailable(reason)
+    from pycocoevalcap.tokenizer.ptbtokenizer import PUNCTUATIONS
+
+    if not texts:
+        return []
+    jar = _pycocoevalcap_dir() / PTB_JAR
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "captions.txt"
+        source.write_text("\n".join(t.replace("\n", " ").replace("\r", " ") for t in texts), encoding="utf-8")
+        run = subprocess.run(
+            ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-encoding", "utf-8",
+             "-preserveLines", "-lowerCase", str(source)],
+            capture_output=True, check=False, timeout=600)
+    lines = run.stdout.decode("utf-8").split("\n")
+    if run.returncode != 0 or len(lines) < len(texts):
+        raise RuntimeError(f"the PTB tokenizer failed (exit {run.returncode}, {len(lines)} lines for "
+                           f"{len(texts)} texts): {run.stderr.decode('utf-8', 'replace')[-500:]}")
+    return [" ".join(w for w in line.rstrip().split(" ") if w and w not in PUNCTUATIONS)
+            for line in lines[: len(texts)]]
+
+
+def tokenize_corpus(
+    candidates: Sequence[str], references: Sequence[Sequence[str]], tokenizer: str = AUTO
+) -> tuple[str, list[str], list[list[str]]]:
+    """(tokenizer used, candidates, references) with every text tokenised by `tokenizer` (`"ptb"`,
+    `"simple"` or `"auto"`) and its tokens joined by spaces, ready for `str.split`.
+
+    Raises `MetricUnavailable` for `"ptb"` where it cannot run, `ValueError` for another name."""
     _check(candidates, references)
-    res = {i: [" ".join(tokenize(c))] for i, c in enumerate(candidates)}
-    gts = {i: [" ".join(tokenize(r)) for r in refs] for i, refs in enumerate(references)}
+    if tokenizer not in (PTB, SIMPLE, AUTO):
+        raise ValueError(f"tokenizer must be one of {PTB!r}, {SIMPLE!r}, {AUTO!r}, got {tokenizer!r}")
+    if tokenizer == AUTO:
+        tokenizer = PTB if ptb_unavailable_reason() is None else SIMPLE
+    texts = list(candidates) + [r for refs in references for r in refs]
+    tokens = ptb_tokenize(texts) if tokenizer == PTB else [" ".join(tokenize(t)) for t in texts]
+    out_candidates, rest = tokens[: len(candidates)], iter(tokens[len(candidates) :])
+    out_references = [[next(rest) for _ in refs] for refs in references]
+    return tokenizer, out_candidates, out_references
+
+
+def _coco_inputs(candidates, references, tokenizer: Tokenizer):
+    _check(candidates, references)
+    res = {i: [" ".join(tokenizer(c))] for i, c in enumerate(candidates)}
+    gts = {i: [" ".join(tokenizer(r)) for r in refs] for i, refs in enumerate(references)}
     return gts, res
 
 
-def meteor(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+def meteor(
+    candidates: Sequence[str], references: Sequence[Sequence[str]], tokenizer: Tokenizer = tokenize
+) -> float:
     """Corpus METEOR 1.5 (coco-caption's wrapper of the reference jar); raises
     `MetricUnavailable` when pycocoevalcap or Java is missing."""
     reason = meteor_unavailable_reason()
@@ -257,7 +336,7 @@ def meteor(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> fl
 
     scorer = Meteor()
     try:
-        score, _ = scorer.compute_score(*_coco_inputs(candidates, references))
+        score, _ = scorer.compute_score(*_coco_inputs(candidates, references, tokenizer))
     finally:
         scorer.meteor_p.stdin.close()
         scorer.meteor_p.kill()
@@ -265,33 +344,39 @@ def meteor(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> fl
     return float(score)
 
 
-def spice(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+def spice(
+    candidates: Sequence[str], references: Sequence[Sequence[str]], tokenizer: Tokenizer = tokenize
+) -> float:
     """Corpus SPICE (coco-caption's wrapper); raises `MetricUnavailable` without its jars."""
     reason = spice_unavailable_reason()
     if reason:
         raise MetricUnavailable(reason)
     from pycocoevalcap.spice.spice import Spice  # pragma: no cover - needs jars not on PyPI
 
-    score, _ = Spice().compute_score(*_coco_inputs(candidates, references))  # pragma: no cover
+    score, _ = Spice().compute_score(*_coco_inputs(candidates, references, tokenizer))  # pragma: no cover
     return float(score)  # pragma: no cover
 
 
 def caption_metrics(
-    candidates: Sequence[str], references: Sequence[Sequence[str]], *, java_metrics: bool = True
+    candidates: Sequence[str], references: Sequence[Sequence[str]], *, java_metrics: bool = True,
+    tokenizer: str = AUTO,
 ) -> dict:
     """All captioning metrics: BLEU-1..4, ROUGE-L, CIDEr-D, and METEOR, SPICE, SPIDEr where they
-    can run (`java_metrics=False` skips them). Metrics that cannot run are absent from the
-    scores and listed as {"unavailable": {name: reason}}."""
-    result: dict = dict(bleu(candidates, references))
-    result["ROUGE-L"] = rouge_l(candidates, references)
-    result["CIDEr-D"] = cider_d(candidates, references)
+    can run (`java_metrics=False` skips them), on the corpus tokenised once by `tokenizer`
+    (`tokenize_corpus`). The result names the tokenizer used (`"tokenizer": "ptb"` or
+    `"simple"`); metrics that cannot run are absent from the scores and listed as
+    {"unavailable": {name: reason}}."""
+    used, candidates, references = tokenize_corpus(candidates, references, tokenizer)
+    result: dict = dict(bleu(candidates, references, tokenizer=str.split))
+    result["ROUGE-L"] = rouge_l(candidates, references, tokenizer=str.split)
+    result["CIDEr-D"] = cider_d(candidates, references, tokenizer=str.split)
     unavailable = {}
     for name, function in (("METEOR", meteor), ("SPICE", spice)):
         if not java_metrics:
             unavailable[name] = "skipped (java_metrics=False)"
             continue
         try:
-            result[name] = function(candidates, references)
+            result[name] = function(candidates, references, tokenizer=str.split)
         except (
             MetricUnavailable,
             OSError,
@@ -302,5 +387,6 @@ def caption_metrics(
         result["SPIDEr"] = (result["CIDEr-D"] + result["SPICE"]) / 2  # pragma: no cover
     else:
         unavailable["SPIDEr"] = "needs SPICE"
+    result["tokenizer"] = used
     result["unavailable"] = unavailable
     return result
