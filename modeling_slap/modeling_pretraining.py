@@ -12,6 +12,10 @@ budgets the contrast learns several times faster per step that way (eval/ABLATIO
 masked only when an objective needs it (self-distillation, reconstruction, `mask_mode="drop"`).
 `forward` returns the weighted total and every component. The teacher is updated by
 `update_teacher(momentum)` after each optimizer step (the trainer's callback does it).
+
+No host sync in the masking and the losses: masks are drawn with sizes taken from shapes, and the
+masked tokens are gathered at a row count bounded on the host (`max_masked`, `masked_index`).
+Only `mask_mode="drop"` reads the mask on the host: it shortens the pack by a data-dependent count.
 """
 
 from __future__ import annotations
@@ -207,25 +211,33 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         """Masked positions `(total_tokens,)` bool: exactly `round(ratio · n)` tokens per clip (at most
         n − 1), drawn from torch's RNG. `mask_type="random"`: random patches; `"time_block"`: blocks
         of `mask_block_columns` time columns in random order, filled column by column (only the
-        last block taken may be partial, and only its last column split across frequencies)."""
+        last block taken may be partial, and only its last column split across frequencies).
+        Sizes come from shapes only: no host sync."""
         config = self.config
         device = time_ids.device
-        clip_ids = torch.repeat_interleave(torch.arange(len(token_lengths), device=device), token_lengths)
-        keys = [torch.rand(time_ids.shape, device=device)]  # least significant first
+        num_clips, total = token_lengths.shape[0], time_ids.shape[0]
+        clip_ids = torch.repeat_interleave(torch.arange(num_clips, device=device), token_lengths, output_size=total)
+        starts = torch.cumsum(token_lengths, 0) - token_lengths
+        keys = [torch.rand(total, device=device)]  # least significant first
         if config.mask_type == "time_block":
-            offsets = torch.randint(0, config.mask_block_columns, (len(token_lengths),), device=device)
+            offsets = torch.randint(0, config.mask_block_columns, (num_clips,), device=device)
             block = (time_ids + offsets[clip_ids]) // config.mask_block_columns
-            _, block_index = torch.unique(torch.stack([clip_ids, block]), dim=1, return_inverse=True)
-            keys += [time_ids, torch.rand(int(block_index.max()) + 1, device=device)[block_index]]
-        order = torch.arange(len(time_ids), device=device)
+            # one random key per (clip, block): a clip has no more blocks than tokens, so
+            # `start + block` picks a draw of its own from `total` draws
+            keys += [time_ids, torch.rand(total, device=device)[starts[clip_ids] + block]]
+        order = torch.arange(total, device=device)
         for key in [*keys, clip_ids]:  # lexicographic: by clip, then block, then column, then at random
             order = order[torch.sort(key[order], stable=True).indices]
-        starts = torch.cumsum(token_lengths, 0) - token_lengths
         rank = torch.empty_like(order)
-        rank[order] = torch.arange(len(order), device=device)
+        rank[order] = torch.arange(total, device=device)
         rank = rank - starts[clip_ids]
         budget = torch.minimum((token_lengths * config.mask_ratio).round().long(), token_lengths - 1)
         return rank < budget[clip_ids]
+
+    def max_masked(self, total_tokens: int, num_clips: int) -> int:
+        """An upper bound, known on the host, of the tokens `choose_masked` masks in a pack: at most
+        `ratio · n + ½` per clip of n tokens (+1 for float rounding)."""
+        return min(total_tokens, int(self.config.mask_ratio * total_tokens + 0.5 * num_clips) + 1)
 
     def _student_tokens(
         self, embeddings: torch.Tensor, time_ids: torch.Tensor, freq_ids: torch.Tensor,
@@ -271,10 +283,12 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         )
         patches = patches.to(self.audio_model.patch_embed.weight.dtype)
         masking = self.uses_masking()
+        masked_rows = time_ids.shape[0]  # host-side bound of the masked tokens (see `masked_index`)
         if bool_masked_pos is not None:
             masked = bool_masked_pos.bool()
         elif masking:
             masked = self.choose_masked(time_ids, token_lengths)
+            masked_rows = self.max_masked(time_ids.shape[0], token_lengths.shape[0])
         else:
             masked = torch.zeros_like(time_ids, dtype=torch.bool)
         embeddings = self.audio_model.patch_embed(patches)
@@ -302,16 +316,18 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
                 teacher = self.teacher_audio_model.encode(
                     self.teacher_audio_model.patch_embed(patches), time_ids, freq_ids, token_lengths
                 )
+        if config.self_supervised_weight or config.reconstruction_weight:
+            index, valid = masked_index(masked, masked_rows)  # the masked tokens' rows
         if config.self_supervised_weight:
-            student_logits = self.ssl_head(dense[masked])
+            student_logits = self.ssl_head(dense[index])
             with torch.no_grad():
-                teacher_logits = self.teacher_ssl_head(teacher.last_hidden_state[masked])
+                teacher_logits = self.teacher_ssl_head(teacher.last_hidden_state[index])
             terms["self_supervised_loss"] = self_distillation_loss(
                 student_logits, teacher_logits, self.ssl_center,
-                config.student_temperature, config.teacher_temperature,
+                config.student_temperature, config.teacher_temperature, valid,
             )
             if self.training:
-                self._update_center(teacher_logits)
+                self._update_center(teacher_logits, valid)
         if config.captioning_weight:
             if caption_labels is None:
                 raise ValueError("captioning_weight > 0 needs caption_labels (caption ids, -100 at padding)")
@@ -320,7 +336,7 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
             terms["captioning_loss"] = captioning_loss(logits, caption_labels)
         if config.reconstruction_weight:
             terms["reconstruction_loss"] = reconstruction_loss(
-                self.reconstruction_head(dense[masked]), patches[masked]
+                self.reconstruction_head(dense[index]), patches[index], valid
             )
         if config.byol_weight:
             with torch.no_grad():
@@ -344,8 +360,8 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         return output if (return_dict if return_dict is not None else config.return_dict) else output.to_tuple()
 
     @torch.no_grad()
-    def _update_center(self, teacher_logits: torch.Tensor) -> None:
-        batch_center = all_reduce_mean_rows(teacher_logits)
+    def _update_center(self, teacher_logits: torch.Tensor, valid: torch.Tensor) -> None:
+        batch_center = all_reduce_mean_rows(teacher_logits, valid)
         self.ssl_center.mul_(self.config.center_momentum).add_(batch_center, alpha=1 - self.config.center_momentum)
 
     def to_model(self, model_class: type[SlapPreTrainedModel] = SlapModel) -> SlapPreTrainedModel:
@@ -359,8 +375,17 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         return model.eval()
 
 
-def all_reduce_mean_rows(values: torch.Tensor) -> torch.Tensor:
-    """Mean of `values (rows, dim)` over the rows of all processes."""
-    stats = torch.cat([values.sum(0), values.new_tensor([values.shape[0]])])
+def all_reduce_mean_rows(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of the `valid (rows,)` rows of `values (rows, dim)` over all processes."""
+    weights = valid.to(values.dtype)
+    stats = torch.cat([weights @ values, weights.sum()[None]])
     stats = all_reduce_mean(stats)  # the mean of sums and counts: their ratio is the global mean
     return stats[:-1] / stats[-1].clamp(min=1)
+
+
+def masked_index(masked: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positions of the set entries of `masked (total_tokens,)` at a size fixed on the host:
+    `(index (rows,), valid (rows,))`, padded with position 0 (not valid) when fewer are set.
+    Unlike `tensor[masked]`, no host sync; `rows` must be at least the number set."""
+    index = torch.nonzero_static(masked, size=rows, fill_value=-1).squeeze(1)
+    return index.clamp(min=0), index >= 0
