@@ -1,6 +1,7 @@
 """`slap-data`: build audio–caption corpora.
 
     slap-data debian OUT [--size small|default|full] [--cache DIR] [--sources NAME,...] [--jobs N]
+    slap-data shards SOURCE OUT [--format tar|parquet] [--clips-per-shard N]
 
 builds the real-audio corpus of Debian 12's sound packages into OUT (see `data/debian/`):
 packages are fetched with `apt-get download` into the cache and unpacked, never installed;
@@ -62,7 +63,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--list", action="store_true", help="list the sources and their packages, then exit"
     )
     debian.add_argument("--no-progress", action="store_true", help="no progress bars")
+    shards = commands.add_parser(
+        "shards",
+        help="write an audio folder or manifest as tar (WebDataset) or parquet shards",
+        description="Write the clips of SOURCE (an audio folder with metadata.jsonl/csv, or a manifest) "
+        "as shards in OUT, for slap-train --streaming. Items that cannot be used are left out and counted.",
+    )
+    shards.add_argument("source", help="an audio folder or a JSONL/CSV manifest")
+    shards.add_argument("out", help="a new or empty folder for the shards")
+    shards.add_argument("--format", choices=("tar", "parquet"), default="tar", help="default: %(default)s")
+    shards.add_argument("--clips-per-shard", type=int, default=1000, help="default: %(default)s")
+    shards.add_argument("--split", default="train", help="the split subfolder of SOURCE (default: %(default)s)")
     return parser
+
+
+def write_shards_command(args: argparse.Namespace) -> int:
+    from slap_audio.data.shards import write_shards
+
+    report = write_shards(args.source, args.out, format=args.format, clips_per_shard=args.clips_per_shard,
+                          split=args.split)
+    print(f"{report.clips} clips in {len(report.shards)} {args.format} shards in {args.out}; "
+          f"{report.skip_stats.summary()}")
+    return 0
 
 
 def debian_corpus(args: argparse.Namespace) -> int:
@@ -130,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "debian" and args.out is None and not args.list:
         parser.error("slap-data debian: the corpus folder OUT is required")
-    return {"debian": debian_corpus}[args.command](args)
+    return {"debian": debian_corpus, "shards": write_shards_command}[args.command](args)
 
 
 def console_main() -> int:

@@ -246,6 +246,29 @@ def example_tokens(example: dict | None, crop_seconds: float | None = None) -> i
     return tokens_for_duration(num_samples(np.asarray(audio["array"])) / int(audio["sampling_rate"]), crop_seconds)
 
 
+def pack_with_broken(items: Iterable[tuple[T, int]], max_tokens: int, max_clips: int | None = None,
+                     open_batches: int = 8) -> Iterator[list[T]]:
+    """`pack_by_token_budget` for a stream in which some items are broken (0 tokens): those ride
+    along with the next batch (the collator drops and counts them), so that no batch is only
+    broken, and the stream's last broken items join its last batch."""
+    broken: list[T] = []
+
+    def usable() -> Iterator[tuple[T, int]]:
+        for item, tokens in items:
+            if tokens:
+                yield item, tokens
+            else:
+                broken.append(item)
+
+    previous: list[T] | None = None  # held back one step, to take the stream's last broken items
+    for batch in pack_by_token_budget(usable(), max_tokens, max_clips, open_batches):
+        if previous is not None:
+            yield previous
+        previous, broken = batch + broken, []
+    if previous is not None or broken:
+        yield (previous or []) + broken
+
+
 class TokenBudgetStream(torch.utils.data.IterableDataset):
     """A stream of examples → a stream of token-budget batches (lists of examples).
 
@@ -253,7 +276,9 @@ class TokenBudgetStream(torch.utils.data.IterableDataset):
     `DataLoader(TokenBudgetStream(stream, max_tokens, crop_seconds=30.0), batch_size=None,
     collate_fn=collator)`. A `datasets.IterableDataset` inside splits itself across DataLoader
     workers and data-parallel ranks (`datasets.distributed.split_dataset_by_node`); ranks may then
-    get different numbers of batches, so bound training by `max_steps`.
+    get different numbers of batches, so bound training by `max_steps`. (`slap-train --streaming`
+    reads tar / parquet shards with `training/streaming.py`'s `ShardStream`, which packs the same
+    way from the files' headers, before decoding.)
     """
 
     def __init__(self, examples: Iterable[dict], max_tokens: int, max_clips: int | None = None,
@@ -268,20 +293,5 @@ class TokenBudgetStream(torch.utils.data.IterableDataset):
             self.examples.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[list[dict]]:
-        broken: list[dict] = []  # ride along with the next batch, so that no batch is only broken
-
-        def pairs() -> Iterator[tuple[dict, int]]:
-            for example in self.examples:
-                tokens = example_tokens(example, self.crop_seconds)
-                if tokens:
-                    yield example, tokens
-                else:
-                    broken.append(example)
-
-        previous: list[dict] | None = None  # held back one step, to take the stream's last broken items
-        for batch in pack_by_token_budget(pairs(), self.max_tokens, self.max_clips, self.open_batches):
-            if previous is not None:
-                yield previous
-            previous, broken = batch + broken, []
-        if previous is not None or broken:
-            yield (previous or []) + broken
+        pairs = ((example, example_tokens(example, self.crop_seconds)) for example in self.examples)
+        return pack_with_broken(pairs, self.max_tokens, self.max_clips, self.open_batches)

@@ -3,6 +3,8 @@
     slap-train configs/tiny.yaml --max_steps 500 --output_dir runs/mine
     accelerate launch -m slap_audio.training.cli configs/base.yaml      # several processes
     torchrun --nproc_per_node 2 -m slap_audio.training.cli configs/micro.yaml --use_cpu true
+    slap-train configs/tiny.yaml --streaming true --train_source shards/ --max_steps 1000 \
+        --dataloader_num_workers 4                                        # tar / parquet shards
 
 Every key of the config file is an argument of `ModelArguments`, `DataArguments` or
 `transformers.TrainingArguments`; flags after the file override it. The run ends with the release
@@ -35,8 +37,8 @@ from slap_audio.modeling_slap import (
 )
 from slap_audio.training.batching import TokenBudgetBatchSampler
 from slap_audio.training.collator import SlapCollator
+from slap_audio.training.streaming import ShardStream, StreamingSlapTrainer, shard_captions
 from slap_audio.training.text import resolve_text_weights, text_side
-from slap_audio.training.trainer import SlapTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ class DataArguments:
     max_tokens: int = field(default=6000, metadata={"help": "audio tokens per batch (25 per second)"})
     max_clips: int | None = field(default=64, metadata={"help": "clips per batch at most"})
     crop_seconds: float = field(default=30.0, metadata={"help": "training crop of long clips (seeded)"})
+    streaming: bool = field(default=False, metadata={"help": "train_source is tar or parquet shards (a folder or a glob; slap-data shards writes them), read and decoded in DataLoader workers; needs --max_steps"})
+    shuffle_buffer: int = field(default=256, metadata={"help": "streaming: samples shuffled at once within a worker's shards"})
 
 
 def read_config_file(path: str) -> dict:
@@ -100,7 +104,16 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
             f"eval_strategy={training_args.eval_strategy.value!r} needs an evaluation set, but "
             "eval_source is none: pass --eval_strategy no (or an --eval_source)"
         )
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming reads an endless stream of shards: pass --max_steps")
     return model_args, data_args, training_args
+
+
+def checkpoint_batches(checkpoint: str, training_args: TrainingArguments) -> int:
+    """Batches each rank consumed up to `checkpoint` (a streamed run resumes from there)."""
+    with open(os.path.join(checkpoint, "trainer_state.json")) as handle:
+        global_step = json.load(handle)["global_step"]
+    return global_step * training_args.gradient_accumulation_steps
 
 
 def _source_options(source: str, size: int | None, seed: int) -> dict:
@@ -175,13 +188,17 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     register_auto_classes()
     seed_run(training_args)
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
-    train = load_audio_text_dataset(
-        data_args.train_source, split="train", **_source_options(data_args.train_source, data_args.train_size, seed)
-    )
-    if training_args.process_index == 0 and train.skip_stats.total:
-        logger.warning("training data: %s", train.skip_stats.summary())
-    # read only when a tokenizer has to be built (reading built-in clips generates them)
-    captions = (c for i in range(min(len(train), 500)) for c in (train[i]["captions"] or []))
+    if data_args.streaming:
+        train = None
+        captions = shard_captions(data_args.train_source)
+    else:
+        train = load_audio_text_dataset(
+            data_args.train_source, split="train", **_source_options(data_args.train_source, data_args.train_size, seed)
+        )
+        if training_args.process_index == 0 and train.skip_stats.total:
+            logger.warning("training data: %s", train.skip_stats.summary())
+        # read only when a tokenizer has to be built (reading built-in clips generates them)
+        captions = (c for i in range(min(len(train), 500)) for c in (train[i]["captions"] or []))
     if training_args.resume_from_checkpoint:  # the checkpoint's config and vocabulary; the Trainer loads the rest
         checkpoint = training_args.resume_from_checkpoint
         model = SlapForPreTraining(SlapConfig.from_pretrained(checkpoint))
@@ -194,12 +211,25 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
             data_args.eval_source, split="validation",
             **_source_options(data_args.eval_source, data_args.eval_size, seed),
         )
-    sampler = TokenBudgetBatchSampler.from_durations(
-        train.durations, data_args.max_tokens, crop_seconds=data_args.crop_seconds, max_clips=data_args.max_clips,
-        seed=seed, num_replicas=training_args.world_size, rank=training_args.process_index,
-    )
     collator = SlapCollator(processor, max_tokens=data_args.max_tokens, crop_seconds=data_args.crop_seconds, seed=seed)
-    trainer = SlapTrainer(
+    if data_args.streaming:
+        sampler = None
+        start_batch = 0
+        if training_args.resume_from_checkpoint:  # the stream skips to its position itself, from headers
+            start_batch = checkpoint_batches(training_args.resume_from_checkpoint, training_args)
+            training_args.ignore_data_skip = True
+        train = ShardStream(
+            data_args.train_source, collator, data_args.max_tokens, max_clips=data_args.max_clips, seed=seed,
+            rank=training_args.process_index, world_size=training_args.world_size, start_batch=start_batch,
+            shuffle_buffer=data_args.shuffle_buffer,
+        )
+    else:
+        train.set_crops(collator)  # decode only each clip's crop
+        sampler = TokenBudgetBatchSampler.from_durations(
+            train.durations, data_args.max_tokens, crop_seconds=data_args.crop_seconds, max_clips=data_args.max_clips,
+            seed=seed, num_replicas=training_args.world_size, rank=training_args.process_index,
+        )
+    trainer = StreamingSlapTrainer(
         model=model, args=training_args, train_dataset=train, eval_dataset=evaluation, data_collator=collator,
         train_batch_sampler=sampler, processing_class=processor,
         text_learning_rate_scale=_text_learning_rate_scale(model_args),
