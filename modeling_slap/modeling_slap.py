@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin
-from transformers.modeling_outputs import CausalLMOutput, SequenceClassifierOutput
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
 from .configuration_slap import SlapConfig
@@ -151,7 +152,9 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
 
     Training: `forward(input_ids, input_features, audio_lengths, labels=...)` (teacher forcing; labels
     are the caption ids, -100 where ignored, shifted inside). Inference: `generate(input_features,
-    audio_lengths, max_new_tokens=...)` encodes the audio once and decodes from the BOS token.
+    audio_lengths, max_new_tokens=...)` encodes the audio once and decodes from the BOS token; the
+    decoder's self-attention and its cross-attention to the audio are cached (`EncoderDecoderCache`,
+    `use_cache=False` decodes without a cache, recomputing every position at every step).
     """
 
     _tied_weights_keys = {"caption_decoder.lm_head.weight": "caption_decoder.embed_tokens.weight"}
@@ -166,7 +169,7 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         self.generation_config.update(
             bos_token_id=decoder.bos_token_id, eos_token_id=decoder.eos_token_id,
             pad_token_id=decoder.pad_token_id, decoder_start_token_id=decoder.bos_token_id,
-            max_length=decoder.max_position_embeddings, use_cache=False,
+            max_length=decoder.max_position_embeddings, use_cache=True,
         )
 
     def get_input_embeddings(self) -> nn.Module:
@@ -202,13 +205,17 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        use_cache: bool = False,
         logits_to_keep: int = 0,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> CausalLMOutput | tuple:
+    ) -> CausalLMOutputWithPast | tuple:
         """Next-token logits of the captions `input_ids (batch, seq)` given the audio; with `labels`,
-        the captioning loss. `output_hidden_states` returns the decoder's token states."""
+        the captioning loss. `output_hidden_states` returns the decoder's token states. With `cache`
+        (or `use_cache=True`, which starts one), `input_ids` continue the cached tokens and the filled
+        cache is returned as `cache`."""
         if encoder_hidden_states is None:
             if input_features is None:
                 raise ValueError("pass input_features (audio) or encoder_hidden_states")
@@ -219,12 +226,35 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
             raise ValueError("labels need the logits of every position: leave logits_to_keep at 0")
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
+        if use_cache and cache is None:
+            cache = self.new_cache()
         decoded = self.caption_decoder(
-            input_ids, encoder_hidden_states, encoder_attention_mask, logits_to_keep, output_hidden_states
+            input_ids, encoder_hidden_states, encoder_attention_mask, logits_to_keep, output_hidden_states, cache
         )
         loss = None if labels is None else captioning_loss(decoded.logits, labels)
-        output = CausalLMOutput(loss=loss, logits=decoded.logits, hidden_states=decoded.hidden_states)
+        output = CausalLMOutputWithPast(
+            loss=loss, logits=decoded.logits, cache=decoded.cache, hidden_states=decoded.hidden_states
+        )
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
+
+    def new_cache(self) -> EncoderDecoderCache:
+        """A cache for the caption decoder: self-attention, and cross-attention filled on the first step."""
+        decoder = self.config.decoder_config
+        return EncoderDecoderCache(DynamicCache(config=decoder), DynamicCache(config=decoder))
+
+    def _prepare_cache_for_generation(self, generation_config, model_kwargs: dict, *args, **kwargs) -> None:
+        """`GenerationMixin` hook: start `generate` with `new_cache()`. The base class would size its
+        cache by `config.get_text_config(decoder=True)`, which is the text *encoder* here, and would not
+        keep the cross-attention apart (this model is not `is_encoder_decoder`: the audio comes in as
+        `encoder_hidden_states`)."""
+        if model_kwargs.get("cache") is not None or generation_config.use_cache is False:
+            return super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
+        if generation_config.cache_implementation not in (None, "dynamic"):
+            raise ValueError(
+                f"cache_implementation={generation_config.cache_implementation!r} is not supported by SLAP's "
+                "caption decoder: it caches in an EncoderDecoderCache of DynamicCaches (leave it unset)"
+            )
+        model_kwargs["cache"] = self.new_cache()
 
     @torch.no_grad()
     def generate(
