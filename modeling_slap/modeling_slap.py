@@ -15,6 +15,7 @@ from transformers import GenerationMixin
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
 from transformers.utils import ModelOutput
+from transformers.utils.deprecation import deprecate_kwarg
 
 from .configuration_slap import SlapConfig
 from .losses import captioning_loss, contrastive_loss
@@ -196,6 +197,7 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         )
         return pad_packed(audio.last_hidden_state, audio.token_lengths)
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")  # transformers' name before 5.x
     def forward(
         self,
         input_ids: torch.Tensor,
