@@ -43,15 +43,17 @@ def host_group() -> dist.ProcessGroup:
     return group
 
 
-def all_sizes(rows: int) -> list[int]:
-    """Every rank's `rows` (a Python int, e.g. a batch size), in rank order; `[rows]` in one process.
-    Exchanged on `host_group`: the accelerator is not synchronised."""
+def all_gather_ints(values: list[int]) -> list[list[int]]:
+    """Every rank's `values` (Python ints, as many on every rank), in rank order; `[values]` in one
+    process. Exchanged as CPU tensors on `host_group`: the accelerator is not synchronised. The one
+    place where the training step reads tensors on the host, and those were made from ints there."""
     world, _ = _world()
     if world == 1:
-        return [rows]
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
-    dist.all_gather(sizes, torch.tensor([rows], dtype=torch.int64), group=host_group())
-    return [int(size) for size in sizes]  # CPU tensors: no device sync
+        return [list(values)]
+    local = torch.tensor(values, dtype=torch.int64)
+    gathered = [torch.zeros_like(local) for _ in range(world)]
+    dist.all_gather(gathered, local, group=host_group())
+    return [row.tolist() for row in gathered]
 
 
 def gather_with_grad(*local: torch.Tensor) -> tuple[list[torch.Tensor], int]:
@@ -64,7 +66,7 @@ def gather_with_grad(*local: torch.Tensor) -> tuple[list[torch.Tensor], int]:
     if world == 1:
         return list(local), 0
     rows = local[0].shape[0]
-    sizes = all_sizes(rows)
+    sizes = [size for (size,) in all_gather_ints([rows])]
     longest = max(sizes)
     packed = F.pad(torch.cat(local, dim=1), (0, 0, 0, longest - rows))  # (longest, sum of dims)
     gathered = all_gather_single(packed.contiguous(), 0, dist.group.WORLD)  # (world · longest, sum of dims)

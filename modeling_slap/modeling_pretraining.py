@@ -207,6 +207,25 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         config = self.config
         return bool(config.mask_mode == "drop" or config.self_supervised_weight or config.reconstruction_weight)
 
+    def unused_parameter_names(self) -> list[str]:
+        """Trainable parameters that no objective of this config reaches (they get no gradient):
+        the contrastive towers without a cross-modal objective, the temperature without contrast,
+        FLAP's mask predictor when nothing reads the masked pass's dense tokens. Empty for the
+        default recipe, so DDP can run without `find_unused_parameters` (`SlapTrainer` decides so)."""
+        config = self.config
+        prefixes = []
+        if not config.contrastive_weight:
+            prefixes += ["logit_scale", "logit_bias"]
+            if not config.byol_weight:
+                prefixes += ["text_model.", "audio_projection.", "text_projection.", "audio_model.pooling."]
+        separate_view = config.unmasked_student_pass and self.uses_masking() and config.mask_ratio > 0
+        reads_dense = config.self_supervised_weight or config.reconstruction_weight or (
+            config.captioning_weight and not separate_view
+        )
+        if config.mask_mode == "drop" and not reads_dense:
+            prefixes += ["mask_predictor.", "audio_model.mask_token"]
+        return [name for name, param in self.named_parameters() if param.requires_grad and name.startswith(tuple(prefixes))]
+
     def choose_masked(self, time_ids: torch.Tensor, token_lengths: torch.Tensor) -> torch.Tensor:
         """Masked positions `(total_tokens,)` bool: exactly `round(ratio · n)` tokens per clip (at most
         n − 1), drawn from torch's RNG. `mask_type="random"`: random patches; `"time_block"`: blocks

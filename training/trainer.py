@@ -2,6 +2,12 @@
 
 - `compute_loss` returns the model's weighted total; every `*_loss` component, the temperature,
   the teacher momentum, tokens/s and the batch fill are logged with the Trainer's own logging.
+  They are summed as device tensors and read once per log: no host sync in the training step
+  (the per-step decision to skip empty micro-batches is taken from host-side counts, exchanged
+  with `all_gather_ints`).
+- DDP runs without `find_unused_parameters` unless the model's objectives leave parameters
+  without gradient (`SlapForPreTraining.unused_parameter_names`); an explicit
+  `--ddp_find_unused_parameters` wins.
 - The EMA teacher is updated after each optimizer step (`TeacherUpdateCallback`).
 - Token-budget batches: pass `train_batch_sampler` (a rank-aware batch sampler with
   `set_epoch`); the Trainer's resume logic then skips already-seen batches exactly, and the
@@ -39,6 +45,7 @@ from transformers import Trainer, TrainerCallback
 from slap_audio.data.examples import SkipStats
 from slap_audio.eval.embed import embed_examples
 from slap_audio.eval.retrieval import retrieval_metrics
+from slap_audio.modeling_slap.losses import all_gather_ints
 from slap_audio.training.collator import SlapCollator, downmix
 
 logger = logging.getLogger(__name__)
@@ -98,8 +105,11 @@ class SlapTrainer(Trainer):
     as `skipped/<reason>`).
     """
 
-    def __init__(self, *args, train_batch_sampler=None, text_learning_rate_scale: float = 1.0, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model=None, args=None, *rest, train_batch_sampler=None, text_learning_rate_scale: float = 1.0,
+                 **kwargs):
+        if args is not None and args.ddp_find_unused_parameters is None and hasattr(model, "unused_parameter_names"):
+            args.ddp_find_unused_parameters = bool(model.unused_parameter_names())  # else DDP searches every step
+        super().__init__(model, args, *rest, **kwargs)
         self.train_batch_sampler = train_batch_sampler
         self.text_learning_rate_scale = text_learning_rate_scale
         self._retrieval_examples: list[dict] | None = None
@@ -108,7 +118,7 @@ class SlapTrainer(Trainer):
         self.add_callback(TeacherUpdateCallback())
         self._sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
         self._micro_batches = 0
-        self._tokens = 0
+        self._tokens = torch.zeros((), dtype=torch.int64, device=self.args.device)  # audio tokens since the last log
         self._window_start = time.perf_counter()
         if isinstance(self.data_collator, SlapCollator):
             self.data_collator.return_metadata = True
@@ -169,11 +179,10 @@ class SlapTrainer(Trainer):
             return batch_samples, num_items_in_batch
         for batch in batch_samples:
             self._take_metadata(batch)
-        empty = torch.zeros(num_batches, device=device)  # (num_batches,): same shape on every rank
-        empty[: len(batch_samples)] = torch.tensor([float(num_clips(b) == 0) for b in batch_samples])
-        if self.accelerator.num_processes > 1:
-            empty = self.accelerator.reduce(empty, reduction="sum")
-        skip = empty[: len(batch_samples)].gt(0).tolist()
+        # as many flags on every rank, summed over ranks on the host (batch sizes are shapes: no sync)
+        empty = [int(num_clips(b) == 0) for b in batch_samples] + [0] * (num_batches - len(batch_samples))
+        empty = [sum(flags) for flags in zip(*all_gather_ints(empty), strict=True)]
+        skip = [flag > 0 for flag in empty[: len(batch_samples)]]
         real = [batch for batch, s in zip(batch_samples, skip, strict=True) if not s]
         skipped = [{**batch, SKIP_MICRO_BATCH: True} for batch, s in zip(batch_samples, skip, strict=True) if s]
         self._skipped_micro_batches += len(skipped)
@@ -210,9 +219,9 @@ class SlapTrainer(Trainer):
             if outputs.get("logit_scale") is not None:
                 self._sums["temperature"] += 1.0 / outputs["logit_scale"].detach()
             self._micro_batches += 1
-            if "audio_lengths" in inputs:
-                patch_frames = self.model.config.audio_config.patch_frames
-                self._tokens += int(inputs["audio_lengths"].sum()) // patch_frames * self.model.config.audio_config.freq_patches
+            if "audio_lengths" in inputs:  # frames → tokens (clips are whole patches), on the device
+                audio_config = self.model.config.audio_config
+                self._tokens += inputs["audio_lengths"].sum() // audio_config.patch_frames * audio_config.freq_patches
             outputs.loss = outputs.loss * self._loss_scale  # mean over the window's real micro-batches
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
@@ -247,13 +256,14 @@ class SlapTrainer(Trainer):
             stacked = self.accelerator.reduce(stacked, reduction="mean")
             logs.update({name: float(v) for name, v in zip(names, stacked, strict=True)})
             elapsed = time.perf_counter() - self._window_start
-            tokens = self.accelerator.reduce(torch.tensor(float(self._tokens), device=self.args.device), reduction="sum")
+            tokens = self.accelerator.reduce(self._tokens.float(), reduction="sum")
             logs["tokens_per_second"] = round(float(tokens) / max(elapsed, 1e-9), 1)
             momentum = getattr(self.model, "current_teacher_momentum", None)
             if momentum is not None:
                 logs["teacher_momentum"] = round(momentum, 6)
             self._sums.clear()
-            self._micro_batches, self._tokens = 0, 0
+            self._micro_batches = 0
+            self._tokens.zero_()
             self._window_start = time.perf_counter()
         if self._empty_steps:  # the Trainer averaged their zero losses in
             real_steps = self._steps - self._empty_steps

@@ -1,0 +1,109 @@
+"""No host sync in the training step's masking, losses and trainer bookkeeping.
+
+A sync on a GPU is a read of device data on the host; on this CPU `HostSyncs` (tests/host_syncs.py)
+recognises the operations that would do it and the source line that called them. The audio encoder
+and the text tower are checked elsewhere (their own files); here: `modeling_pretraining.py`,
+`losses.py` and `training/trainer.py`.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from host_syncs import HostSyncs
+from transformers import TrainingArguments
+
+from slap_audio.data.sources import load_audio_text_dataset
+from slap_audio.modeling_slap import SlapConfig, SlapForPreTraining
+from slap_audio.training.collator import SlapCollator
+from slap_audio.training.trainer import SlapTrainer
+
+OBJECTIVE_FILES = ("modeling_slap/modeling_pretraining.py", "modeling_slap/losses.py")
+LENGTHS = torch.tensor([32, 16, 48, 80])
+
+
+def _batch(seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 500, (len(LENGTHS), 7), generator=generator)
+    return {"input_features": torch.randn(int(LENGTHS.sum()), 64, generator=generator), "audio_lengths": LENGTHS,
+            "input_ids": ids, "attention_mask": torch.ones_like(ids), "caption_labels": ids}
+
+
+def test_the_detector_finds_each_kind_of_sync():
+    values, mask = torch.arange(6.0), torch.arange(6) % 2 == 0
+    with HostSyncs([__file__]) as syncs:
+        int(values.sum())
+        values[mask]
+        torch.unique(values)
+        torch.repeat_interleave(values, torch.ones(6, dtype=torch.long))
+        values.tolist()
+        torch.repeat_interleave(values, torch.ones(6, dtype=torch.long), output_size=6)  # sized: no sync
+        torch.nonzero_static(mask, size=3)
+    assert len(syncs.found) == 5, syncs.found
+    assert all(line.startswith("test_host_syncs.py:") for line in syncs.found)
+
+
+@pytest.mark.parametrize("overrides", [
+    {},  # contrast, masked self-distillation, captioning
+    {"mask_type": "time_block", "reconstruction_weight": 1.0, "unmasked_student_pass": True},
+    {"contrastive_type": "sigmoid", "byol_weight": 1.0},
+])
+def test_pretraining_forward_and_backward_read_nothing_on_the_host(overrides):
+    torch.manual_seed(0)
+    model = SlapForPreTraining(SlapConfig.from_size("micro", **overrides)).train()
+    with HostSyncs(OBJECTIVE_FILES) as syncs:
+        output = model(**_batch())
+        output.loss.backward()
+    assert syncs.found == []
+    assert torch.isfinite(output.loss)
+    for name in ("self_supervised_loss", "reconstruction_loss"):  # the masked tokens really took part
+        if output.get(name) is not None:
+            assert output[name] > 0
+
+
+def test_masked_losses_equal_boolean_indexing():
+    """Gathering the masked rows at a host-bounded count gives the losses of `tensor[mask]`."""
+    torch.manual_seed(0)
+    model = SlapForPreTraining(SlapConfig.from_size("micro", reconstruction_weight=1.0)).eval()
+    batch = _batch()
+    patches, time_ids, _, token_lengths = model.audio_model.patchify(batch["input_features"], LENGTHS)
+    torch.manual_seed(1)
+    masked = model.choose_masked(time_ids, token_lengths)
+    torch.manual_seed(2)
+    ours = model(**batch, bool_masked_pos=masked)
+    # the same objectives by boolean indexing, from the student's and teacher's passes
+    embeddings = model.audio_model.patch_embed(patches)
+    replaced = torch.where(masked[:, None], model.audio_model.mask_token, embeddings)
+    dense = model.audio_model.encode(replaced, time_ids, _, token_lengths).last_hidden_state
+    teacher = model.teacher_audio_model.encode(model.teacher_audio_model.patch_embed(patches), time_ids, _, token_lengths)
+    from slap_audio.modeling_slap.losses import reconstruction_loss, self_distillation_loss
+
+    config = model.config
+    expected_ssl = self_distillation_loss(
+        model.ssl_head(dense[masked]), model.teacher_ssl_head(teacher.last_hidden_state[masked]), model.ssl_center,
+        config.student_temperature, config.teacher_temperature,
+    )
+    expected_reconstruction = reconstruction_loss(model.reconstruction_head(dense[masked]), patches[masked])
+    torch.testing.assert_close(ours.self_supervised_loss, expected_ssl)
+    torch.testing.assert_close(ours.reconstruction_loss, expected_reconstruction)
+    assert model.max_masked(len(masked), len(LENGTHS)) >= int(masked.sum())
+
+
+def test_trainer_step_reads_nothing_on_the_host(processor, tmp_path):
+    """`get_batch_samples` (skip decisions) and `training_step` (loss, logged sums, tokens) of
+    one optimizer step with an empty micro-batch and a real one."""
+    torch.manual_seed(0)
+    model = SlapForPreTraining(SlapConfig.from_size("micro"))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", remove_unused_columns=False,
+                             gradient_accumulation_steps=2)
+    trainer = SlapTrainer(model=model, args=args)
+    trainer.current_gradient_accumulation_steps = 2  # what `train()` sets before its loop
+    collator = SlapCollator(processor, seed=0, return_metadata=True)
+    dataset = load_audio_text_dataset("builtin:train", num_clips=3, seed=0)
+    micro_batches = [collator([None]), collator([dataset[i] for i in range(3)])]
+    with HostSyncs((*OBJECTIVE_FILES, "training/trainer.py")) as syncs:
+        batches, _ = trainer.get_batch_samples(iter(micro_batches), 2, trainer.args.device)
+        losses = [trainer.training_step(trainer.model, batch) for batch in batches]
+    assert syncs.found == []
+    assert float(losses[0]) == 0.0 and float(losses[1]) > 0  # the empty one skipped, first
+    assert int(trainer._tokens) == int(micro_batches[1]["audio_lengths"].sum()) // 16 * 4  # frames → tokens
