@@ -76,7 +76,7 @@ def model_fingerprint(model: PreTrainedModel) -> str:
 
 def _model_name(name: str) -> str:
     """A local checkpoint folder as an absolute path (the index may be queried from elsewhere)."""
-    return str(Path(name).resolve()) if Path(name).is_dir() else name
+    return str(Path(name).resolve()) if name and Path(name).is_dir() else name
 
 
 class SearchIndex:
@@ -353,10 +353,12 @@ def _decoded_batches(root: str, files: list[LibraryFile], batch_seconds: float, 
     (a longer file alone): `(entries, waveforms, rates)`. Undecodable files go to `skipped`."""
     entries, waveforms, rates, seconds = [], [], [], 0.0
     for file in tqdm(files, desc="index", unit="file", disable=not progress):
+        path = str(Path(root) / file.path)
         try:
-            audio, rate, channels = read_audio(Path(root) / file.path)
-        except UndecodableAudio as error:
-            skipped.append(dict(file.as_dict(), reason=str(error).replace(root + os.sep, "")))
+            audio, rate, channels = read_audio(path)
+        except UndecodableAudio as error:  # its message names the file: the entry does already
+            reason = str(error).removeprefix(f"{path}: ").replace(path, file.path)
+            skipped.append(dict(file.as_dict(), reason=reason))
             continue
         duration = len(audio) / rate
         if entries and seconds + duration > batch_seconds:
