@@ -2,16 +2,20 @@
 
     pytest tests/test_search.py
 
-The library mixes rates, channel counts, lengths and formats, holds a broken file, an empty one
+The `slap-search` command runs in a fresh process (the test process registers the Auto classes,
+which would hide a loading failure users hit). The library mixes rates, channel counts, lengths and formats, holds a broken file, an empty one
 and a text file; results are checked against a brute-force cosine ranking computed clip by clip
 with the model, and an updated index against a full rebuild.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,7 @@ import torch
 from slap_audio.data.debian.audio_io import decode_audio
 from slap_audio.modeling_slap import SlapModel
 from slap_audio.search import ModelMismatch, SearchIndex, scan_library
+from slap_audio.search.cli import main
 
 from conftest import tone
 
@@ -243,3 +248,59 @@ def test_bad_input_gets_clear_errors(library, tmp_path, micro_model, processor):
         SearchIndex.build(root, micro_model, tmp_path / "index", processor=processor)
     with pytest.raises(ValueError, match="backend"):
         SearchIndex.load(tmp_path / "index", backend="annoy")
+
+
+def test_cli_in_a_fresh_process(library, tmp_path, micro_model, micro_config, processor, capsys):
+    script = Path(sys.executable).parent / "slap-search"
+    if not script.exists():
+        pytest.skip("the slap-search console script is not installed (pip install -e .)")
+    root, indexed = library
+    micro_model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+
+    def run(*args):
+        return subprocess.run([str(script), *args], cwd=tmp_path, env=environment, capture_output=True,
+                              text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+    built = run("index", str(root), "--model", "model", "--out", "idx", "--no-progress")
+    assert built.returncode == 0, built.stderr[-3000:]
+    n = len(indexed)
+    assert f"idx: {n} files ({n} embedded, 0 unchanged, 0 removed, 2 skipped)" in built.stdout
+    assert "skipped broken.wav: " in built.stderr and "skipped empty.wav: no samples" in built.stderr
+    queried = run("query", "idx", "a dog barking", "--audio", str(root / "surround.wav"), "-k", "3", "--json")
+    assert queried.returncode == 0, queried.stderr[-3000:]
+    results = json.loads(queried.stdout)
+
+    index = SearchIndex.load(tmp_path / "idx", micro_model, processor=processor)
+    assert index.manifest["model"]["name"] == str((tmp_path / "model").resolve())
+    for kind, expected in (("text", index.query_text("a dog barking", k=3)),
+                           ("audio", index.query_audio(root / "surround.wav", k=3))):
+        assert [r["rank"] for r in results[kind]] == [1, 2, 3]
+        assert [r["path"] for r in results[kind]] == [hit.path for hit in expected]
+        np.testing.assert_allclose([r["score"] for r in results[kind]], [h.score for h in expected], atol=1e-5)
+    assert results["audio"][0]["relative_path"] == "surround.wav" and results["audio"][0]["channels"] == 6
+
+    # the same commands in this process: the text listing, updates and errors
+    assert main(["query", str(tmp_path / "idx"), "a low hum", "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = index.query_text("a low hum", k=2)
+    assert lines[0] == "text: a low hum" and len(lines) == 3
+    for line, hit in zip(lines[1:], expected, strict=True):
+        rank, score, path, duration = line.split(maxsplit=3)
+        assert (path, float(score)) == (hit.path, pytest.approx(hit.score, abs=1e-4))
+    (root / "UPPER.WAV").unlink()
+    assert main(["index", str(root), "--model", str(tmp_path / "model"), "--out", str(tmp_path / "idx"),
+                 "--no-progress"]) == 0
+    assert f"{n - 1} files (0 embedded, {n - 1} unchanged, 1 removed, 2 skipped)" in capsys.readouterr().out
+    torch.manual_seed(1)
+    SlapModel(micro_config).save_pretrained(tmp_path / "other")
+    processor.save_pretrained(tmp_path / "other")
+    assert main(["index", str(root), "--model", str(tmp_path / "other"), "--out", str(tmp_path / "idx")]) == 1
+    assert "--rebuild" in capsys.readouterr().err
+    assert main(["query", str(tmp_path / "idx"), "a hum", "--model", str(tmp_path / "other")]) == 1
+    assert "cannot be compared" in capsys.readouterr().err
+    assert main(["query", str(tmp_path / "nothing"), "a hum"]) == 1
+    assert "is not a search index" in capsys.readouterr().err
+    assert main(["query", str(tmp_path / "idx")]) == 2
+    assert "give a TEXT, an --audio clip, or both" in capsys.readouterr().err
