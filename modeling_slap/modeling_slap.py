@@ -264,16 +264,28 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         input_features: torch.Tensor | None = None,
         audio_lengths: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> torch.LongTensor:
-        """Caption clips. Extra keyword arguments go to `GenerationMixin.generate`."""
-        if input_features is None:
-            raise ValueError("generate needs input_features (audio)")
-        memory, memory_mask = self.encode_audio(input_features, audio_lengths, audio_attention_mask)
+        """Caption clips: from their features, or from audio tokens already encoded by `encode_audio`
+        (`encoder_hidden_states (num_clips, max_tokens, dim)` and their `encoder_attention_mask`), e.g.
+        to decode the same audio several ways. Extra keyword arguments go to `GenerationMixin.generate`."""
+        if encoder_hidden_states is None:
+            if input_features is None:
+                raise ValueError("generate needs input_features (audio) or encoder_hidden_states")
+            encoder_hidden_states, encoder_attention_mask = self.encode_audio(
+                input_features, audio_lengths, audio_attention_mask
+            )
+        elif encoder_attention_mask is None:
+            raise ValueError("encoder_hidden_states need their encoder_attention_mask (from encode_audio)")
         bos = self.config.decoder_config.bos_token_id
-        start = torch.full((memory.shape[0], 1), bos, dtype=torch.long, device=memory.device)
+        start = torch.full(
+            (encoder_hidden_states.shape[0], 1), bos, dtype=torch.long, device=encoder_hidden_states.device
+        )
         return super().generate(
-            inputs=start, encoder_hidden_states=memory, encoder_attention_mask=memory_mask, **kwargs
+            inputs=start, encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask, **kwargs,
         )
 
 

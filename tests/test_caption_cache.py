@@ -118,6 +118,19 @@ def test_caption_longer_than_positions_with_cache_is_refused(captioner, pack):
             captioner(ids[:, :1], encoder_hidden_states=memory, encoder_attention_mask=memory_mask, cache=cache)
 
 
+def test_generate_from_encoded_audio(captioner, pack):
+    """`generate(encoder_hidden_states=..., encoder_attention_mask=...)` decodes audio tokens from
+    `encode_audio` exactly as `generate(**features)` does; tokens without their mask are refused."""
+    memory, memory_mask = captioner.encode_audio(**pack)
+    from_features = captioner.generate(**pack, max_new_tokens=6, num_beams=2)
+    from_tokens = captioner.generate(
+        encoder_hidden_states=memory, encoder_attention_mask=memory_mask, max_new_tokens=6, num_beams=2
+    )
+    assert torch.equal(from_features, from_tokens)
+    with pytest.raises(ValueError, match="encoder_attention_mask"):
+        captioner.generate(encoder_hidden_states=memory, max_new_tokens=2)
+
+
 def test_static_cache_is_refused_with_a_clear_error(captioner, pack):
     with pytest.raises(ValueError, match="cache_implementation='static'"):
         captioner.generate(**pack, max_new_tokens=2, cache_implementation="static")
