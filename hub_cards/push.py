@@ -2,9 +2,11 @@
 
     slap-push runs/final alice/slap-tiny --metrics results.json --plots plots/similarity.png
     slap-push runs/lora alice/slap-tiny-lora --base-model alice/slap-tiny --revision experiment
+    slap-push runs/final alice/slap-tiny --space alice/slap-tiny-demo    # and its demo app as a Space
 
 or from Python: `push_model(model_or_folder, "alice/slap-tiny", processor=processor, ...)`,
-`push_adapter(peft_model, "alice/slap-tiny-lora", base_model="alice/slap-tiny")`.
+`push_adapter(peft_model, "alice/slap-tiny-lora", base_model="alice/slap-tiny")`,
+`push_space("alice/slap-tiny-demo", "alice/slap-tiny")` (the Gradio app of `app.py`, see `stage_space`).
 
 The flow: find a token (`token=`, `HF_TOKEN` or `hf auth login`) and check the endpoint it will be
 sent to (https, or http only on this machine's loopback), stage every file in a temporary
@@ -47,14 +49,13 @@ from huggingface_hub import (
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
 from .card import (
-    ADAPTER_CARD_KEYS,
-    MODEL_CARD_KEYS,
     CardValidationError,
     render_adapter_card,
     render_model_card,
     validate_card,
 )
 from .staging import (
+    CARD_KEYS,
     Kind,
     PushError,
     check_staged,
@@ -63,9 +64,10 @@ from .staging import (
     stage_adapter,
     stage_model,
     stage_plots,
+    stage_space,
 )
 
-__all__ = ["PushError", "checked_endpoint", "main", "push_adapter", "push_model", "resolve_token"]
+__all__ = ["PushError", "checked_endpoint", "main", "push_adapter", "push_model", "push_space", "resolve_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,13 +167,14 @@ def _remote_files(
 ) -> tuple[bool, set[str], list[str]]:  # fmt: skip
     """(repo exists, its branches, files at the branch the push starts from); refuses a
     repository holding foreign files (unless `allow_overwrite`) or a public one for a private push."""
+    repo_type = _repo_type(kind)
     try:
-        info = api.repo_info(repo_id)
+        info = api.repo_info(repo_id, repo_type=repo_type)
     except RepositoryNotFoundError:
         return False, set(), []
-    branches = {b.name for b in api.list_repo_refs(repo_id).branches}
+    branches = {b.name for b in api.list_repo_refs(repo_id, repo_type=repo_type).branches}
     base = revision if revision in branches else "main"
-    files = api.list_repo_files(repo_id, revision=base)
+    files = api.list_repo_files(repo_id, revision=base, repo_type=repo_type)
     foreign = _foreign_files(api, repo_id, base, files, stage, kind)
     if foreign and not allow_overwrite:
         raise PushError(
@@ -187,6 +190,10 @@ def _remote_files(
     return True, branches, files
 
 
+def _repo_type(kind: Kind) -> str:
+    return "space" if kind == "space" else "model"
+
+
 def _publish(
     stage: Path, repo_id: str, kind: Kind, *, token: str, endpoint: str, private: bool,
     revision: str | None, commit_message: str, allow_overwrite: bool,
@@ -195,14 +202,14 @@ def _publish(
     (a `checked_endpoint`)."""
     if constants.HF_HUB_OFFLINE:
         raise PushError("HF_HUB_OFFLINE=1 is set: unset it to push to the Hub")
-    api = HfApi(endpoint=endpoint, token=token)
+    api, repo_type = HfApi(endpoint=endpoint, token=token), _repo_type(kind)
     created: dict[str, str] = {}  # "repo" / "branch" -> its head right after this push created it
     try:
         with _hub_errors(endpoint, repo_id):
             user = api.whoami()["name"]
             try:  # the Hub's own card validation (local checks passed in `check_staged`)
                 validate_card((stage / "README.md").read_text(encoding="utf-8"), endpoint=endpoint,
-                              required=MODEL_CARD_KEYS if kind == "model" else ADAPTER_CARD_KEYS)  # fmt: skip
+                              required=CARD_KEYS[kind], repo_type=repo_type)  # fmt: skip
             except CardValidationError as e:
                 raise PushError(f"not pushing: {e}") from e
             exists, branches, files = _remote_files(
@@ -213,22 +220,25 @@ def _publish(
             # the repository mirrors the staged folder: files of an earlier push that are gone go
             operations += [CommitOperationDelete(f) for f in files if f not in staged and f != ".gitattributes"]
             if not exists:
-                api.create_repo(repo_id, private=private)
-                created["repo"] = api.repo_info(repo_id).sha
+                api.create_repo(repo_id, private=private, repo_type=repo_type,
+                                space_sdk="gradio" if kind == "space" else None)  # fmt: skip
+                created["repo"] = api.repo_info(repo_id, repo_type=repo_type).sha
             if revision and revision not in branches:
-                api.create_branch(repo_id, branch=revision)
-                created["branch"] = api.repo_info(repo_id, revision=revision).sha
+                api.create_branch(repo_id, branch=revision, repo_type=repo_type)
+                created["branch"] = api.repo_info(repo_id, revision=revision, repo_type=repo_type).sha
             logger.info("Uploading %d files to %s/%s (%s) as %s", len(staged), endpoint, repo_id,
                         revision or "main", user)  # fmt: skip
-            commit = api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
+            commit = api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision,
+                                       repo_type=repo_type)  # fmt: skip
     except BaseException:
-        _roll_back(api, repo_id, created, revision)
+        _roll_back(api, repo_id, created, revision, repo_type)
         raise
     logger.info("Pushed %s", commit.commit_url)
     return commit
 
 
-def _roll_back(api: HfApi, repo_id: str, created: Mapping[str, str], revision: str | None) -> None:
+def _roll_back(api: HfApi, repo_id: str, created: Mapping[str, str], revision: str | None,
+               repo_type: str = "model") -> None:
     """Remove the repository or branch this push created, unless a commit has landed on it.
 
     A commit whose answer was lost (a timeout) may still have landed: the head is read again and
@@ -239,13 +249,13 @@ def _roll_back(api: HfApi, repo_id: str, created: Mapping[str, str], revision: s
     what = "repository" if "repo" in created else f"branch {revision}"
     target = "branch" if "branch" in created else "repo"  # where the commit would have landed
     try:
-        head = api.repo_info(repo_id, revision=revision if target == "branch" else None).sha
+        head = api.repo_info(repo_id, revision=revision if target == "branch" else None, repo_type=repo_type).sha
         if head != created[target]:
             logger.warning("The commit reached %s (now at %s): the %s created by this push is kept.", repo_id, head, what)
         elif "repo" in created:
-            api.delete_repo(repo_id, missing_ok=True)
+            api.delete_repo(repo_id, missing_ok=True, repo_type=repo_type)
         elif revision:
-            api.delete_branch(repo_id, branch=revision)
+            api.delete_branch(repo_id, branch=revision, repo_type=repo_type)
     except Exception as e:  # the original error matters more than the clean-up's
         logger.warning("Kept the %s created for %s (could not check or remove it: %s)", what, repo_id, e)
 
@@ -353,6 +363,35 @@ def push_adapter(
         )  # fmt: skip
 
 
+def push_space(
+    space_id: str,
+    model_id: str,
+    *,
+    title: str | None = None,
+    requirement: str | None = None,
+    private: bool = False,
+    commit_message: str = "Upload SLAP demo app",
+    token: str | None = None,
+    endpoint: str | None = None,
+    allow_overwrite: bool = False,
+    license: str = "apache-2.0",
+) -> CommitInfo:
+    """Publish the demo app as the Gradio Space `space_id`, serving the Hub model `model_id`.
+
+    The Space holds `app.py`, `requirements.txt` and its card (see `stage_space`; `requirement`
+    replaces the pip requirement of this package). Same checks and one-commit flow as `push_model`.
+    """
+    token, endpoint = resolve_token(token), checked_endpoint(endpoint)
+    with tempfile.TemporaryDirectory(prefix="slap-push-space-") as tmp:
+        stage = Path(tmp)
+        stage_space(stage, model_id, title=title, requirement=requirement, license=license)
+        check_staged(stage, "space")
+        return _publish(
+            stage, space_id, "space", token=token, endpoint=endpoint, private=private, revision=None,
+            commit_message=commit_message, allow_overwrite=allow_overwrite,
+        )  # fmt: skip
+
+
 def _metrics(metrics_json: str | Path | Mapping[str, Any] | None) -> Any:
     """Read the metrics early so a bad file is a `PushError`, not a traceback."""
     if metrics_json is None:
@@ -399,7 +438,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", action="append", dest="datasets", help="training dataset id (repeatable)")
     parser.add_argument("--base-model", help="base model repo id (card metadata; required for adapters)")
     parser.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
+    parser.add_argument("--space", metavar="SPACE_ID", help="also publish the demo app (app.py) as this Gradio "
+                        "Space, serving REPO_ID")
+    parser.add_argument("--space-requirement", metavar="SPEC", help="the Space's pip requirement for this "
+                        "package (default: slap-audio[app,eval]==<this version>; e.g. a git+https:// URL)")
     args = parser.parse_args(argv)
+    if args.space and _is_adapter(args.folder):
+        parser.error("--space publishes an app that serves a full model; FOLDER is a PEFT adapter")
     package_logger = logging.getLogger(__package__)  # our progress lines, not every HTTP request
     if not package_logger.handlers:
         handler = logging.StreamHandler()
@@ -414,10 +459,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             license=args.license, datasets=args.datasets, base_model=args.base_model,
             **({"commit_message": args.commit_message} if args.commit_message else {}),
         )  # fmt: skip
+        print(commit.commit_url)
+        if args.space:
+            space = push_space(args.space, args.repo_id, requirement=args.space_requirement, private=args.private,
+                               endpoint=args.endpoint, allow_overwrite=args.overwrite, license=args.license)
+            print(space.commit_url)
     except (PushError, CardValidationError, OSError, ValueError) as e:
         print(f"slap-push: error: {e}", file=sys.stderr)
         return 1
-    print(commit.commit_url)
     return 0
 
 

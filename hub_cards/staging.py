@@ -4,13 +4,17 @@ A staged model repository holds exactly: `config.json` (with `auto_map`), the mo
 `*.py` files that an `auto_map` names, with the sibling modules they import relatively — never
 another `*.py` lying in the folder), weights as `*.safetensors` (never pickles), the processor
 files, `README.md` and `plots/*.png`. Symbolic links are never followed. A staged adapter holds `adapter_config.json`,
-`adapter_model.safetensors`, `README.md` and `plots/*.png`. `is_ours` tells these names apart from
+`adapter_model.safetensors`, `README.md` and `plots/*.png`. A staged Space (the demo app next to a
+pushed model) holds `app.py` (the `slap_audio.space.app` module), `requirements.txt` and a Space
+card `README.md` (`sdk: gradio`, `models: [the model]`). `is_ours` tells these names apart from
 anything else a repository may hold; the push refuses to overwrite repositories with other files.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
+import importlib.util
 import json
 import logging
 import math
@@ -20,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from huggingface_hub import SpaceCard, SpaceCardData
 from transformers.dynamic_module_utils import get_relative_imports
 
 from .card import ADAPTER_CARD_KEYS, MODEL_CARD_KEYS, CardValidationError, validate_card
@@ -33,11 +38,12 @@ __all__ = [
     "stage_adapter",
     "stage_model",
     "stage_plots",
+    "stage_space",
 ]
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["model", "adapter"]
+Kind = Literal["model", "adapter", "space"]
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MODEL_FILES = (
@@ -47,6 +53,9 @@ MODEL_FILES = (
     "tokenizer.model", "spiece.model", "sentencepiece*.model", "chat_template.*",
 )  # fmt: skip
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+SPACE_FILES = ("app.py", "requirements.txt")
+SPACE_CARD_KEYS = ("title", "sdk", "app_file")
+CARD_KEYS = {"model": MODEL_CARD_KEYS, "adapter": ADAPTER_CARD_KEYS, "space": SPACE_CARD_KEYS}
 CARD_FILES = ("README.md", "plots/*.png", ".gitattributes")
 AUTO_MAP_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
 _LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")  # markdown link / image targets
@@ -58,7 +67,7 @@ class PushError(RuntimeError):
 
 def is_ours(path_in_repo: str, kind: Kind) -> bool:
     """Whether a repository file is one a SLAP push of `kind` writes (see the module docstring)."""
-    patterns = (MODEL_FILES if kind == "model" else ADAPTER_FILES) + CARD_FILES
+    patterns = {"model": MODEL_FILES, "adapter": ADAPTER_FILES, "space": SPACE_FILES}[kind] + CARD_FILES
     if "/" in path_in_repo and not path_in_repo.startswith("plots/"):
         return False  # model files live at the root
     return any(fnmatch.fnmatchcase(path_in_repo, p) for p in patterns)
@@ -149,6 +158,43 @@ def stage_plots(plots: Iterable[str | Path], stage: Path) -> list[str]:
         shutil.copy2(path, stage / name)
         names.append(name)
     return names
+
+
+def space_requirement() -> str:
+    """The pip requirement of this package (with the app's extras) at the installed version."""
+    return f"slap-audio[app,eval]=={importlib.metadata.version('slap-audio')}"
+
+
+def stage_space(stage: Path, model_id: str, *, title: str | None = None, requirement: str | None = None,
+                license: str = "apache-2.0") -> SpaceCard:
+    """Write a Gradio Space demoing the Hub model `model_id` into `stage`; return its card.
+
+    `app.py` is the `slap_audio.space.app` module (it reads the card's `models` to find the model),
+    `requirements.txt` installs `requirement` (default `space_requirement()`: slap-audio at this
+    version, which must then be installable where the Space builds; pass e.g. a `git+https://`
+    URL otherwise), and `README.md` is the Space card (`sdk: gradio` at the installed version).
+    """
+    app = importlib.util.find_spec("slap_audio.space.app")  # its file, without importing gradio & co.
+    if app is None or not app.origin:
+        raise PushError("slap_audio.space.app is not installed: reinstall slap-audio to publish its Space app")
+    shutil.copyfile(app.origin, stage / "app.py")
+    (stage / "requirements.txt").write_text((requirement or space_requirement()) + "\n", encoding="utf-8")
+    try:
+        sdk_version = importlib.metadata.version("gradio")
+    except importlib.metadata.PackageNotFoundError:
+        sdk_version = None  # the Hub then builds with its default Gradio
+    data = SpaceCardData(
+        title=title or f"{model_id.split('/')[-1]} demo", emoji="🔊", colorFrom="indigo", colorTo="green",
+        sdk="gradio", sdk_version=sdk_version, app_file="app.py", models=[model_id], license=license,
+        tags=["slap", "audio", "zero-shot-audio-classification"],
+        short_description="Classify, search and caption sounds with SLAP",
+    )  # fmt: skip
+    card = SpaceCard(f"---\n{data.to_yaml()}\n---\n\n# {data.title}\n\nThe demo app of the SLAP model "
+                     f"[{model_id}](/{model_id}): zero-shot classification of any sound by free-text labels, "
+                     "text-to-audio search over an example library, and captioning when the model has a "
+                     "caption decoder. Run it locally with `python app.py --model " + model_id + "`.\n")
+    (stage / "README.md").write_text(str(card), encoding="utf-8")
+    return card
 
 
 def count_parameters(stage: Path) -> int:
@@ -252,16 +298,27 @@ def _adapter_problems(stage: Path) -> list[str]:
     return problems
 
 
+def _space_problems(stage: Path) -> list[str]:
+    problems = [f"no {name}: the Space cannot start without it" for name in SPACE_FILES
+                if not (stage / name).is_file()]  # fmt: skip
+    if (stage / "app.py").is_file():
+        try:
+            compile((stage / "app.py").read_text(encoding="utf-8"), "app.py", "exec")
+        except SyntaxError as e:
+            problems.append(f"app.py does not compile: {e}")
+    return problems
+
+
 def check_staged(stage: Path, kind: Kind) -> None:
     """Refuse a staged folder that would publish a broken or unsafe repository.
 
-    Checks: the files of `kind` are there (see `_model_problems` / `_adapter_problems`), no `*.py`
-    but the model code, no symbolic link, nothing pickled, nothing that `is_ours` does not know, a
-    README.md that validates locally, and every relative link of the card points to a staged
-    file. Raises `PushError` listing all problems.
+    Checks: the files of `kind` are there (see `_model_problems` / `_adapter_problems` /
+    `_space_problems`), no `*.py` but the model code (a Space: only `app.py`), no symbolic link,
+    nothing pickled, nothing that `is_ours` does not know, a README.md that validates locally,
+    and every relative link of the card points to a staged file. Raises `PushError` listing all problems.
     """
     files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
-    problems = _model_problems(stage) if kind == "model" else _adapter_problems(stage)
+    problems = {"model": _model_problems, "adapter": _adapter_problems, "space": _space_problems}[kind](stage)
     problems += [f"{p.relative_to(stage).as_posix()} is a symbolic link; only regular files are uploaded"
                  for p in stage.rglob("*") if p.is_symlink()]  # fmt: skip
     problems += [f"{f} is a pickle-based file; weights are published as safetensors only"
@@ -274,7 +331,7 @@ def check_staged(stage: Path, kind: Kind) -> None:
     else:
         text = readme.read_text(encoding="utf-8")
         try:
-            validate_card(text, required=MODEL_CARD_KEYS if kind == "model" else ADAPTER_CARD_KEYS)
+            validate_card(text, required=CARD_KEYS[kind])
         except CardValidationError as e:
             problems.append(str(e))
         for target in _LINK.findall(text):
