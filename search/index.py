@@ -131,10 +131,10 @@ class SearchIndex:
             ValueError: `out` indexes another folder.
             NotADirectoryError: `folder` is not a folder.
         """
-        start = time.monotonic()
+        model, processor = _loaded(model, processor, trust_remote_code, device)
+        start = time.monotonic()  # the build's `seconds`: scan, decode, embed, write (not the model load)
         library = scan_library(folder)
         root = str(Path(folder).resolve())
-        model, processor = _loaded(model, processor, trust_remote_code, device)
         identity = {"name": _model_name(model.name_or_path), "fingerprint": model_fingerprint(model)}
         previous = _previous_build(out, root, identity, rebuild)
 
@@ -292,7 +292,7 @@ class SearchIndex:
     @property
     def stats(self) -> dict:
         """What the last build did: `embedded`, `reused`, `removed`, `skipped`, `files`,
-        `audio_seconds` embedded, `seconds` taken."""
+        `audio_seconds` embedded, `seconds` taken (after loading the model)."""
         return self.manifest["stats"]
 
 
