@@ -17,7 +17,8 @@
 - **resumable**: everything above is a function of `(seed, rank, worker)`, and the DataLoader takes
   batches from its workers in turn, so a position is one number: the batches this rank consumed.
   `ShardStream(..., start_batch=n)` has each worker skip its share of the first `n` batches by
-  reading headers only (no decoding, no features); `slap-train` passes `global_step ×
+  reading headers only (no decoding, no features), the workers' roles rotated so that the turn
+  goes on where it stopped; `slap-train` passes `global_step ×
   gradient_accumulation_steps` of the checkpoint it resumes from.
 
 Broken samples (no metadata, no audio, undecodable header, NaN samples...) travel as examples with
@@ -122,17 +123,28 @@ class ShardStream(torch.utils.data.IterableDataset):
                     "skip_reason": fields_["skip_reason"]}
         return ExampleDecoder()(fields_, self.collator.window_for(fields_["clip_id"], epoch))
 
+    def _packed(self, epoch: int, worker: int, num_workers: int) -> Iterator[list[dict]]:
+        return pack_with_broken(self._samples(epoch, worker, num_workers), self.max_tokens, self.max_clips,
+                                self.open_batches)
+
+    def epoch_batches(self, epoch: int, worker: int = 0, num_workers: int = 1) -> Iterator[list[dict]]:
+        """One reader's batches of one pass (`__iter__` chains the passes)."""
+        for batch in self._packed(epoch, worker, num_workers):
+            yield [self._example(fields_, epoch) for fields_ in batch]
+
     def __iter__(self) -> Iterator[list[dict]]:
         info = torch.utils.data.get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        # the DataLoader takes batches from workers 0, 1, ... in turn: this worker's share of the skip
+        num_workers = info.num_workers if info is not None else 1
+        # The DataLoader takes batches from its workers 0, 1, ... in turn, starting with worker 0: after
+        # `start_batch` batches the next one is reader `start_batch % W`'s, so worker w plays reader
+        # (w + start_batch) % W and skips that reader's share of the consumed batches.
+        worker = ((info.id if info is not None else 0) + self.start_batch) % num_workers
         skip = self.start_batch // num_workers + int(worker < self.start_batch % num_workers)
         for epoch in itertools.count():
             emitted = 0
-            for batch in pack_with_broken(self._samples(epoch, worker, num_workers), self.max_tokens,
-                                          self.max_clips, self.open_batches):
+            for batch in self._packed(epoch, worker, num_workers):
                 emitted += 1
-                if skip:
+                if skip:  # headers were read, nothing is decoded
                     skip -= 1
                     continue
                 yield [self._example(fields_, epoch) for fields_ in batch]
@@ -152,11 +164,13 @@ def shard_captions(shards: str | Sequence[str], limit: int = 500) -> Iterator[st
 class StreamingSlapTrainer(SlapTrainer):
     """`SlapTrainer` over a `ShardStream`: the stream is already rank-aware and batched, so the
     DataLoader is built as is (accelerate would otherwise read it on rank 0 and split the packed
-    batches between ranks)."""
+    batches between ranks). Its own generator seeds the workers: starting the loader draws nothing
+    from the global RNG, which a resumed run restores from the checkpoint just before."""
 
     def get_train_dataloader(self) -> DataLoader:
         if not isinstance(self.train_dataset, ShardStream):
             return super().get_train_dataloader()
-        return DataLoader(self.train_dataset, batch_size=None, collate_fn=self.data_collator,
+        generator = torch.Generator().manual_seed(self.train_dataset.seed)
+        return DataLoader(self.train_dataset, batch_size=None, collate_fn=self.data_collator, generator=generator,
                           num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory,
                           prefetch_factor=self.args.dataloader_prefetch_factor if self.args.dataloader_num_workers else None)
