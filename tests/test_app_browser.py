@@ -3,8 +3,10 @@
 The app runs as users start it (`python app.py --model DIR`, a subprocess serving 127.0.0.1 on a
 free port) with a micro model saved to a temporary folder. The test uploads a stereo 22.05 kHz
 WAV, types labels, clicks Classify and reads the scores the page shows; they must equal
-`pipeline("zero-shot-audio-classification")` on the same file to the 4 decimals shown. The
-screenshot is kept in `outputs/test-artifacts/app_classify.png` (its path is printed).
+`pipeline("zero-shot-audio-classification")` on the same file to the 4 decimals shown. On the
+Search tab, a description ranks the app's library (`--library`, three built-in clips) as a
+`SearchIndex` of the same folder does, and the best hit gets a player. Screenshots are kept in
+`outputs/test-artifacts/app_classify.png` and `app_search.png` (their paths are printed).
 
 Skipped, with the reason, only where chromium, chromedriver or selenium is not installed
 (`./run` installs all three: Debian's `chromium` and `chromium-driver`, the dev extra's selenium).
@@ -26,7 +28,9 @@ import pytest
 import soundfile
 from transformers import pipeline
 
+from slap_audio.data.builtin_data import write_audiofolder
 from slap_audio.eval.zero_shot import pipeline_input
+from slap_audio.search import SearchIndex
 
 from conftest import tone
 
@@ -65,7 +69,12 @@ def wav(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app_url(model_dir, tmp_path_factory):
+def library(tmp_path_factory) -> Path:
+    return write_audiofolder(tmp_path_factory.mktemp("library"), {"test": 3})["test"]
+
+
+@pytest.fixture(scope="module")
+def app_url(model_dir, library, tmp_path_factory):
     """`python app.py --model DIR` serving on 127.0.0.1:<free port>; its URL once it answers."""
     port = _free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
@@ -73,7 +82,7 @@ def app_url(model_dir, tmp_path_factory):
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py"), "--model", str(model_dir), "--host", "127.0.0.1",
-             "--port", str(port), "--library-clips", "4"],
+             "--port", str(port), "--library", str(library)],
             cwd=tmp_path_factory.mktemp("cwd"), env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
@@ -112,6 +121,15 @@ def browser():
     driver.quit()
 
 
+def _screenshot(browser, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    browser.save_screenshot(str(path))
+    print(f"screenshot of the app under test: {path}")
+    assert path.stat().st_size > 10_000
+    return path
+
+
 def test_classify_tab_shows_the_pipeline_scores(app_url, browser, model_dir, wav):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -131,10 +149,7 @@ def test_classify_tab_shows_the_pipeline_scores(app_url, browser, model_dir, wav
     for row in rows:
         label, score = (cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td"))
         shown[label] = float(score)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    screenshot = ARTIFACTS / "app_classify.png"
-    browser.save_screenshot(str(screenshot))
-    print(f"screenshot of the app under test: {screenshot}")
+    _screenshot(browser, "app_classify.png")
 
     audio, rate = soundfile.read(wav, dtype="float32")
     classifier = pipeline("zero-shot-audio-classification", model=str(model_dir))
@@ -142,4 +157,27 @@ def test_classify_tab_shows_the_pipeline_scores(app_url, browser, model_dir, wav
                            candidate_labels=LABELS)
     assert list(shown) == [r["label"] for r in reference]  # best first, as the pipeline ranks
     assert shown == {r["label"]: round(r["score"], 4) for r in reference}
-    assert screenshot.stat().st_size > 10_000
+
+
+def test_search_tab_ranks_the_library_and_plays_the_best_hit(app_url, browser, model_dir, library, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 90)  # the first query indexes the library
+    browser.get(app_url)
+    tab = wait.until(lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                                     if b.text.strip() == "Search"), None))  # fmt: skip
+    tab.click()
+    query = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#query textarea"))
+    query.clear()
+    query.send_keys("a siren wailing up and down")
+    browser.find_element(By.CSS_SELECTOR, "#search").click()
+    rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#hits table tbody tr"))
+    shown = [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")][1:3] for row in rows]
+    best = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "a[download][href*='slap-test-']"))
+    _screenshot(browser, "app_search.png")
+
+    index = SearchIndex.build(library, str(model_dir), tmp_path / "index")
+    reference = index.query_text("a siren wailing up and down", k=10)
+    assert shown == [[f"{hit.score:.4f}", Path(hit.path).name] for hit in reference]
+    assert Path(reference[0].path).name in best[0].get_attribute("href")  # the best hit is playable
