@@ -141,3 +141,17 @@ def test_machine_limit_quick(tmp_path: Path) -> None:
         assert_finite(records[name], keys)
     # a training step (forward + backward of both towers) counts more FLOPs than the audio forward
     assert records["train_step"]["flops"] > 2 * records["audio_forward"]["flops"]
+
+
+def test_caption_speed_quick(tmp_path: Path) -> None:
+    records = run_quick("caption_speed", tmp_path)
+    keys = {"seconds", "encode_seconds", "decode_seconds", "tokens_per_s", "decode_tokens_per_s",
+            "speedup_vs_uncached", "caption_tokens"}
+    names = [f"micro_beam{b}_{c}" for b in (1, 4) for c in ("cached", "uncached")]
+    assert_keys(records, {n: keys | RUN_KEYS for n in names} | {"targets": {"all_same_as_uncached"}})
+    for name in names:
+        assert_finite(records[name], keys)
+        assert records[name]["caption_tokens"] == 4 * 8  # 4 clips × 8 new tokens, one sequence each
+        assert records[name]["same_as_uncached"]  # the cache changes the speed, never the captions
+        assert records[name]["use_cache"] == name.endswith("_cached")
+    assert records["targets"]["all_same_as_uncached"] is True
