@@ -155,3 +155,19 @@ def test_caption_speed_quick(tmp_path: Path) -> None:
         assert records[name]["same_as_uncached"]  # the cache changes the speed, never the captions
         assert records[name]["use_cache"] == name.endswith("_cached")
     assert records["targets"]["all_same_as_uncached"] is True
+
+
+def test_data_path_quick(tmp_path: Path) -> None:
+    records = run_quick("data_path", tmp_path)
+    rates = {"clips_per_s", "audio_s_per_s", "tokens_per_s", "workers_needed"}
+    formats = ("folder", "tar", "parquet")
+    assert_keys(
+        records,
+        {**{f: rates | {"clips", "tokens"} | RUN_KEYS for f in formats},
+         "model": {"tokens_per_s", "model_tokens"} | RUN_KEYS,
+         "targets": {f"workers_needed_{f}" for f in formats}},
+    )
+    for name in formats:
+        assert_finite(records[name], rates)
+        # every format delivers the same clips, cropped the same way, as the same packed tokens
+        assert (records[name]["clips"], records[name]["tokens"]) == (4, records["model"]["model_tokens"])
