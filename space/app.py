@@ -197,9 +197,10 @@ def space_card_model(folder: Path) -> str | None:
     from huggingface_hub import SpaceCard
 
     card = folder / "README.md"
-    if not card.is_file():
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if not text.startswith("---"):  # no metadata: not a Space card (e.g. the project's README)
         return None
-    models = SpaceCard.load(card).data.get("models") or []
+    models = SpaceCard(text).data.get("models") or []
     return models[0] if models else None
 
 

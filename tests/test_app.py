@@ -119,6 +119,22 @@ def test_search_ranks_the_library_like_its_index(run_dir, tmp_path):
         assert f"| {rank} | {hit.score:.4f} | {name} | {rows[name]} |" in table
     with pytest.raises(ValueError, match="describe the sound"):
         demo.search("   ")
+    # an index built by slap-search, opened at start
+    from_index = SlapDemo(str(run_dir / "slap"), index=str(tmp_path / "index")).search("a siren wailing", k=3)
+    assert [(h.path, round(h.score, 5)) for h in from_index] == [(h.path, round(h.score, 5)) for h in reference]
+
+
+def test_default_model_env_then_space_card_then_demo(tmp_path, monkeypatch):
+    from slap_audio.space import app
+
+    monkeypatch.delenv("SLAP_MODEL", raising=False)
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "app.py")])
+    (tmp_path / "README.md").write_text("# a project README, no metadata\n")
+    assert app.default_model() == app.DEMO_MODEL
+    (tmp_path / "README.md").write_text("---\nsdk: gradio\nmodels:\n- alice/slap-tiny\n---\n# demo\n")
+    assert app.default_model() == "alice/slap-tiny"
+    monkeypatch.setenv("SLAP_MODEL", "bob/slap-base")
+    assert app.default_model() == "bob/slap-base"
 
 
 def test_slap_push_space_publishes_an_app_that_serves_the_model(run_dir, wav, tmp_path):
