@@ -35,7 +35,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from slap_audio.data.examples import ColumnMapping, ExampleDecoder, SkippedItem, probe_duration
+from slap_audio.data.examples import (
+    NO_TEXT,
+    ColumnMapping,
+    ExampleDecoder,
+    SkippedItem,
+    probe_duration,
+)
 from slap_audio.data.shards import iter_shard, list_shards, shard_row_fields
 from slap_audio.training.batching import pack_with_broken, tokens_for_duration
 from slap_audio.training.collator import SlapCollator
@@ -108,7 +114,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         generator = np.random.default_rng([self.seed, epoch, self.rank, worker])
         for fields_ in _shuffled(rows, self.shuffle_buffer, generator):
             if fields_.get("skip_reason") is None and not fields_["captions"]:
-                fields_["skip_reason"] = "no_text"
+                fields_["skip_reason"] = NO_TEXT
             if fields_.get("skip_reason") is not None:
                 yield fields_, 0
                 continue
