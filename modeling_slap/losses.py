@@ -53,7 +53,7 @@ def all_gather_ints(values: list[int]) -> list[list[int]]:
     local = torch.tensor(values, dtype=torch.int64)
     gathered = [torch.zeros_like(local) for _ in range(world)]
     dist.all_gather(gathered, local, group=host_group())
-    return [row.tolist() for row in gathered]
+    return torch.stack(gathered).tolist()
 
 
 def gather_with_grad(*local: torch.Tensor) -> tuple[list[torch.Tensor], int]:

@@ -1,20 +1,31 @@
 """Worker of tests/test_distributed.py, launched with `torchrun --nproc_per_node 2` (gloo, CPU).
 
-Each rank embeds its share of a batch (unequal shares, as token-budget batches give) with a DDP
-SlapModel, computes the contrastive loss (gathered across ranks), steps backward, and writes its
-loss and the (DDP-averaged) gradients to `OUT/rank{r}.pt`.
+    distributed_worker.py OUT slap_model pretraining   the losses alone, under raw DDP
+    distributed_worker.py OUT cli SLAP-TRAIN-ARGS...   `python -m slap_audio.training.cli`, as is
+
+Loss mode: each rank embeds its share of a batch (unequal shares, as token-budget batches give) with
+a DDP model, computes the contrastive loss (gathered across ranks) while `HostSyncs` watches the
+losses, steps backward, and writes its loss, the (DDP-averaged) gradients and the syncs found to
+`OUT/{kind}_rank{r}.pt`.
+
+CLI mode: runs the `slap-train` module as `torchrun -m slap_audio.training.cli` would; at the end
+of training each rank writes its model's state (student and EMA teacher) and the DDP setting it ran
+with to `OUT/rank{r}.pt`.
 """
 
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 
 import torch
 import torch.distributed as dist
+from host_syncs import HostSyncs
 from torch.nn.parallel import DistributedDataParallel
 
 from slap_audio.modeling_slap import SlapConfig, SlapForPreTraining, SlapModel
+from slap_audio.training import trainer as trainer_module
 
 SPLIT = [3, 5]  # clips per rank (unequal on purpose)
 
@@ -50,23 +61,45 @@ def loss_of(model, features, lengths, input_ids):
     return model(input_ids=input_ids, input_features=features, audio_lengths=lengths, return_loss=True).loss
 
 
-def main() -> None:
-    out_dir, kind = sys.argv[1], sys.argv[2]
+def loss_main(out_dir: str, kinds: list[str]) -> None:
     dist.init_process_group("gloo")
-    rank = dist.get_rank()
-    model = DistributedDataParallel(build_model(kind), find_unused_parameters=kind == "pretraining")
-    loss = loss_of(model, *rank_slice(*make_batch(), rank))
-    loss.backward()
-    global_loss = loss.detach().clone()
-    dist.all_reduce(global_loss)
-    grads = {name: p.grad.clone() for name, p in model.module.named_parameters() if p.grad is not None}
-    torch.save({"loss": float(global_loss) / dist.get_world_size(), "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
+    for kind in kinds:
+        write_loss(out_dir, kind, dist.get_rank())
     dist.barrier()  # no rank tears down while the other still talks
     dist.destroy_process_group()
 
 
+def write_loss(out_dir: str, kind: str, rank: int) -> None:
+    model = build_model(kind)
+    # every parameter reaches the loss: DDP without find_unused_parameters (it raises otherwise)
+    assert not getattr(model, "unused_parameter_names", list)()
+    model = DistributedDataParallel(model, find_unused_parameters=False)
+    with HostSyncs(("modeling_slap/losses.py", "modeling_slap/modeling_pretraining.py"), allowed=["all_gather_ints"]) as syncs:
+        loss = loss_of(model, *rank_slice(*make_batch(), rank))
+    loss.backward()
+    global_loss = loss.detach().clone()
+    dist.all_reduce(global_loss)
+    grads = {name: p.grad.clone() for name, p in model.module.named_parameters() if p.grad is not None}
+    torch.save({"loss": float(global_loss) / dist.get_world_size(), "grads": grads, "syncs": syncs.found},
+               os.path.join(out_dir, f"{kind}_rank{rank}.pt"))
+
+
+def cli_main(out_dir: str, argv: list[str]) -> None:
+    def save_rank_state(self, args, state, control, model=None, **kwargs):
+        torch.save({"state": model.state_dict(), "find_unused_parameters": args.ddp_find_unused_parameters,
+                    "teacher_momentum": model.current_teacher_momentum, "global_step": state.global_step},
+                   os.path.join(out_dir, f"rank{args.process_index}.pt"))
+
+    trainer_module.TeacherUpdateCallback.on_train_end = save_rank_state
+    sys.argv = ["slap_audio.training.cli", *argv]
+    runpy.run_module("slap_audio.training.cli", run_name="__main__", alter_sys=True)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[2] == "cli":
+        cli_main(sys.argv[1], sys.argv[3:])
+    else:
+        loss_main(sys.argv[1], sys.argv[2:])
     # skip interpreter finalisation: once, a rank that had written its results hung
     # there in a gloo thread, and torchrun waited for it until the test's timeout
     os._exit(0)
