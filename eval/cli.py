@@ -4,6 +4,7 @@
     slap-eval alice/slap-tiny --trust-remote-code --dataset data/clips --split test
     slap-eval runs/real/slap --dataset corpus/debian --split test --zero-shot-tasks category family
     python -m slap_audio.eval.cli runs/micro/slap --num-clips 32 --templates builtin --no-plots
+    slap-eval runs/micro/slap --benchmark esc50 --data-dir ~/data/ESC-50-master
 
 MODEL is a local folder or a Hub id of a `SlapModel` checkpoint with its processor (what
 `slap-train` writes to `OUTPUT_DIR/slap`). The package's classes are registered, so a checkpoint
@@ -17,7 +18,9 @@ carry a `category` such as `slap-data debian`'s, the coarse category, instrument
 drum instrument and spoken language, each beside chance; see `eval/zero_shot.py`), modality gap, a linear probe on the labels, and with `--captioner` captioning metrics
 (beam search 3, at most 40 new tokens). The results JSON (`OUTPUT_DIR/results.json`, layout in
 `eval/report.py`) is what `slap-push --metrics` puts into the model card; a table is printed at the
-end. In Python, `main([...])` returns the same dict; `console_main` is the console-script entry
+end. With `--benchmark esc50|us8k|clotho|audiocaps --data-dir DIR` it runs that benchmark's published
+protocol on its public layout instead (`eval/benchmarks.py`): the same results JSON with the
+benchmark's one section, plus the confusion matrix or the retrieval plots. In Python, `main([...])` returns the same dict; `console_main` is the console-script entry
 (`sys.exit(main())` would print that dict and exit 1).
 """
 
@@ -37,12 +40,20 @@ from transformers import AutoModel, AutoModelForSpeechSeq2Seq, AutoProcessor, Hf
 
 from slap_audio.data.builtin_data import DEFAULT_NUM_CLIPS, LABELS, prompt_templates
 from slap_audio.data.sources import SkipStats, load_audio_text_dataset
+from slap_audio.eval.benchmarks import (
+    BENCHMARKS,
+    BenchmarkLayoutError,
+    benchmark_results,
+    read_benchmark,
+    run_benchmark,
+)
 from slap_audio.eval.caption_metrics import caption_metrics
 from slap_audio.eval.embed import DEFAULT_BATCH_SECONDS, EmbeddedSet, embed_audio, embed_examples
 from slap_audio.eval.report import (
     NUM_CAPTION_EXAMPLES,
     captioning_section,
     json_safe,
+    plot_confusion_matrix,
     results_table,
     retrieval_section,
     versions,
@@ -90,12 +101,16 @@ class EvalArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "run the model code shipped with the checkpoint"})
     device: str | None = field(default=None, metadata={"help": "torch device (default: cuda when available, else cpu)"})
     seed: int = field(default=0, metadata={"help": "seed of the samples: pipeline-check clips, probe split"})
+    benchmark: str | None = field(default=None, metadata={"help": "run a standard benchmark's protocol on --data-dir instead (see eval/benchmarks.py)", "choices": sorted(BENCHMARKS)})
+    data_dir: str | None = field(default=None, metadata={"help": "the --benchmark's folder in its public layout (ESC-50-master, UrbanSound8K, ...); --split picks Clotho's/AudioCaps' split"})
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> tuple[str, EvalArguments]:
     parser = HfArgumentParser(EvalArguments, description=__doc__.split("\n\n")[0], prog="slap-eval")
     parser.add_argument("model", help="SlapModel checkpoint: a local folder or a Hub id")
     args, extra = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
+    if (args.benchmark is None) != (args.data_dir is None):
+        parser.error("--benchmark and --data-dir go together")
     if args.templates == [BUILTIN]:
         args.templates = list(prompt_templates)
     try:  # malformed task specs fail now, not after embedding
@@ -250,7 +265,8 @@ def evaluate_captioning(examples: Sequence[dict], args: EvalArguments, device: s
     references = [list(e["captions"]) for e in examples]
     shown = [{"clip_id": e["clip_id"], "generated": g, "references": r}
              for e, g, r in zip(examples[:NUM_CAPTION_EXAMPLES], generated, references, strict=False)]
-    return captioning_section(caption_metrics(generated, references, java_metrics=args.java_metrics)), shown
+    scores = caption_metrics(generated, references, java_metrics=args.java_metrics)
+    return {**captioning_section(scores), "tokenizer": scores["tokenizer"]}, shown
 
 
 @contextmanager
@@ -260,11 +276,42 @@ def _step(bar: tqdm, name: str) -> Iterator[None]:
     bar.update()
 
 
+def evaluate_benchmark(model_name: str, args: EvalArguments, device: str) -> dict[str, Any]:
+    """`--benchmark`: read the benchmark (a bad layout fails before the model loads), run its
+    protocol, plot; the results dict (without `elapsed_seconds`)."""
+    split = None if args.split == "test" else args.split  # each benchmark's own default split
+    try:
+        benchmark = read_benchmark(args.benchmark, args.data_dir, split)
+    except BenchmarkLayoutError as err:
+        raise SystemExit(f"slap-eval: {err}") from err
+    if benchmark.skipped.total:
+        tqdm.write(f"slap-eval: {benchmark.title}: {benchmark.skipped.summary()}")
+    model, processor = load_model(model_name, device, args.trust_remote_code)
+    try:
+        result = run_benchmark(model, processor, benchmark, args.templates, args.batch_seconds, progress=True)
+    except BenchmarkLayoutError as err:
+        raise SystemExit(f"slap-eval: {err}") from err
+    results = benchmark_results(model_name, benchmark, result)
+    if args.plots and result.zero_shot is not None:
+        plot_confusion_matrix(result.zero_shot.confusion, result.zero_shot.classes,
+                              f"{args.output_dir}/confusion_matrix.png", title=f"{benchmark.title} zero-shot")
+    elif args.plots:
+        write_plots(args.output_dir, result.embedded, [c.clip_id for c in result.clips], results["metrics"])
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the evaluation; returns the results dict that is written to `OUTPUT_DIR/results.json`."""
     start = time.perf_counter()
     model_name, args = parse_arguments(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.benchmark:
+        results = evaluate_benchmark(model_name, args, device)
+        results["elapsed_seconds"] = round(time.perf_counter() - start, 3)
+        path = write_results(results, args.output_dir)
+        print(results_table(results))
+        print(f"results: {path}")
+        return results
     builtin = is_builtin(args.dataset)
     split = (args.dataset.partition(":")[2] or args.split) if builtin else args.split
     steps = tqdm(total=8 + bool(args.captioner) + args.plots, desc="slap-eval", unit="step")

@@ -148,3 +148,49 @@ def test_meteor_runs_offline():
     )
     assert 0.0 < result["METEOR"] < 1.0
     assert "SPICE" in result["unavailable"] or "SPICE" in result
+
+
+# coco-caption's PTB tokenisation (Java)
+
+PUNCTUATED = (["A dog's bark (twice), then rain.", "Cars pass by -- a horn honks!"],
+              [["A dog barks twice; rain follows.", "Someone's dog is barking... then it rains"],
+               ["A car's horn honks as cars pass by.", "Traffic: cars passing, a horn."]])
+
+
+@pytest.mark.skipif(cm.ptb_unavailable_reason() is not None, reason="the PTB tokenizer needs pycocoevalcap and Java")
+def test_ptb_tokenisation_and_scores_equal_coco_caption_pipeline():
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    candidates, references = PUNCTUATED
+    # coco-caption end to end: its PTBTokenizer wrapper, then its scorers
+    coco = PTBTokenizer()
+    gts = coco.tokenize({i: [{"caption": r} for r in refs] for i, refs in enumerate(references)})
+    res = coco.tokenize({i: [{"caption": c}] for i, c in enumerate(candidates)})
+    assert cm.ptb_tokenize(candidates) == [res[0][0], res[1][0]]
+    assert res[0][0] == "a dog 's bark -lrb- twice -rrb- then rain"  # coco-caption keeps its bracket tokens
+
+    ours = caption_metrics(candidates, references, java_metrics=False, tokenizer="ptb")
+    assert ours["tokenizer"] == "ptb"
+    assert [ours[f"BLEU-{n}"] for n in range(1, 5)] == pytest.approx(Bleu(4).compute_score(gts, res, verbose=0)[0],
+                                                                     rel=1e-12)
+    assert ours["ROUGE-L"] == pytest.approx(Rouge().compute_score(gts, res)[0], rel=1e-12)
+    assert ours["CIDEr-D"] == pytest.approx(Cider().compute_score(gts, res)[0], rel=1e-12)
+    # the default picks PTB here, and the simple tokenizer scores these captions differently
+    assert caption_metrics(candidates, references, java_metrics=False) == ours
+    simple = caption_metrics(candidates, references, java_metrics=False, tokenizer="simple")
+    assert simple["tokenizer"] == "simple" and simple["BLEU-1"] != ours["BLEU-1"]
+
+
+def test_tokenizer_choice_without_java(monkeypatch):
+    monkeypatch.setattr(cm.shutil, "which", lambda name: None)
+    candidates, references = PUNCTUATED
+    result = caption_metrics(candidates, references, java_metrics=False)
+    assert result["tokenizer"] == "simple"
+    assert result["BLEU-4"] == bleu(candidates, references)["BLEU-4"]  # the simple tokenizer's numbers
+    with pytest.raises(cm.MetricUnavailable, match="Java"):
+        caption_metrics(candidates, references, tokenizer="ptb")
+    with pytest.raises(ValueError, match="tokenizer must be one of"):
+        caption_metrics(candidates, references, tokenizer="nltk")

@@ -14,6 +14,7 @@ import soundfile
 import torch
 
 from slap_audio.data.builtin_data import LABELS, generate_clip
+from slap_audio.eval import caption_metrics as cm
 from slap_audio.eval.cli import console_main, main, probe_split
 from slap_audio.hub_cards.metrics import read_metrics
 from slap_audio.modeling_slap import SlapForConditionalGeneration
@@ -65,7 +66,8 @@ def test_cli_writes_results_json_and_plots(checkpoints, tmp_path):
     assert zero_shot["pipeline_agreement"] == 1.0
     captioning = metrics["captioning"]
     assert {"BLEU-4", "ROUGE-L", "CIDEr-D", "unavailable"} <= set(captioning)
-    assert set(captioning) <= {"BLEU-4", "ROUGE-L", "CIDEr-D", "METEOR", "SPICE", "SPIDEr", "unavailable"}
+    assert set(captioning) <= {"BLEU-4", "ROUGE-L", "CIDEr-D", "METEOR", "SPICE", "SPIDEr", "unavailable", "tokenizer"}
+    assert captioning["tokenizer"] == ("ptb" if cm.ptb_unavailable_reason() is None else "simple")
     assert "METEOR" not in captioning and "skipped" in captioning["unavailable"]["METEOR"]
     assert all(_unit(captioning[k]) for k in ("BLEU-4", "ROUGE-L", "METEOR", "SPICE", "SPIDEr") if k in captioning)
     assert 0.0 <= captioning["CIDEr-D"] <= 10.0
@@ -89,7 +91,7 @@ def test_cli_writes_results_json_and_plots(checkpoints, tmp_path):
     report = read_metrics(out / "results.json")
     assert {"text_to_audio", "audio_to_text", "zero_shot", "captioning", "representation"} <= set(report.results)
     assert report.results["text_to_audio"]["R@1"] == metrics["retrieval"]["text_to_audio"]["R@1"]
-    assert all(s.startswith("captioning/unavailable/") for s in report.skipped)
+    assert all(s.startswith(("captioning/unavailable/", "captioning/tokenizer:")) for s in report.skipped)
 
 
 def test_broken_items_are_skipped_and_counted(checkpoints, tmp_path, monkeypatch):
