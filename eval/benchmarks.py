@@ -116,6 +116,7 @@ class Benchmark:
 
     @property
     def protocol(self) -> str:
+        """One line on how the benchmark is scored, for the results JSON."""
         if self.task == ZERO_SHOT:
             folds = len({clip.fold for clip in self.clips})
             return (f"zero-shot classification, top-1 accuracy per fold ({folds} folds, each only scored: zero-shot "

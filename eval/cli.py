@@ -18,10 +18,11 @@ carry a `category` such as `slap-data debian`'s, the coarse category, instrument
 drum instrument and spoken language, each beside chance; see `eval/zero_shot.py`), modality gap, a linear probe on the labels, and with `--captioner` captioning metrics
 (beam search 3, at most 40 new tokens). The results JSON (`OUTPUT_DIR/results.json`, layout in
 `eval/report.py`) is what `slap-push --metrics` puts into the model card; a table is printed at the
-end. With `--benchmark esc50|us8k|clotho|audiocaps --data-dir DIR` it runs that benchmark's published
-protocol on its public layout instead (`eval/benchmarks.py`): the same results JSON with the
-benchmark's one section, plus the confusion matrix or the retrieval plots. In Python, `main([...])` returns the same dict; `console_main` is the console-script entry
-(`sys.exit(main())` would print that dict and exit 1).
+end. With `--benchmark esc50|us8k|clotho|audiocaps --data-dir DIR` it runs that benchmark's
+published protocol on its public layout instead (`eval/benchmarks.py`; `--split` picks Clotho's and
+AudioCaps' split): the same results JSON with the benchmark's one section, plus the confusion
+matrix or the retrieval plots. In Python, `main([...])` returns the same dict; `console_main` is the
+console-script entry (`sys.exit(main())` would print that dict and exit 1).
 """
 
 from __future__ import annotations
@@ -279,9 +280,8 @@ def _step(bar: tqdm, name: str) -> Iterator[None]:
 def evaluate_benchmark(model_name: str, args: EvalArguments, device: str) -> dict[str, Any]:
     """`--benchmark`: read the benchmark (a bad layout fails before the model loads), run its
     protocol, plot; the results dict (without `elapsed_seconds`)."""
-    split = None if args.split == "test" else args.split  # each benchmark's own default split
     try:
-        benchmark = read_benchmark(args.benchmark, args.data_dir, split)
+        benchmark = read_benchmark(args.benchmark, args.data_dir, args.split)
     except BenchmarkLayoutError as err:
         raise SystemExit(f"slap-eval: {err}") from err
     if benchmark.skipped.total:
@@ -300,18 +300,22 @@ def evaluate_benchmark(model_name: str, args: EvalArguments, device: str) -> dic
     return results
 
 
+def _finish(results: dict[str, Any], output_dir: str, start: float) -> dict[str, Any]:
+    """Stamp the run time, write `OUTPUT_DIR/results.json`, print the table and the path."""
+    results["elapsed_seconds"] = round(time.perf_counter() - start, 3)
+    path = write_results(results, output_dir)
+    print(results_table(results))
+    print(f"results: {path}")
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the evaluation; returns the results dict that is written to `OUTPUT_DIR/results.json`."""
     start = time.perf_counter()
     model_name, args = parse_arguments(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.benchmark:
-        results = evaluate_benchmark(model_name, args, device)
-        results["elapsed_seconds"] = round(time.perf_counter() - start, 3)
-        path = write_results(results, args.output_dir)
-        print(results_table(results))
-        print(f"results: {path}")
-        return results
+        return _finish(evaluate_benchmark(model_name, args, device), args.output_dir, start)
     builtin = is_builtin(args.dataset)
     split = (args.dataset.partition(":")[2] or args.split) if builtin else args.split
     steps = tqdm(total=8 + bool(args.captioner) + args.plots, desc="slap-eval", unit="step")
@@ -367,11 +371,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         with _step(steps, "plots"):
             write_plots(args.output_dir, embedded, [e["clip_id"] for e in examples], results["metrics"], zero_shot)
     steps.close()
-    results["elapsed_seconds"] = round(time.perf_counter() - start, 3)
-    path = write_results(results, args.output_dir)
-    print(results_table(results))
-    print(f"results: {path}")
-    return results
+    return _finish(results, args.output_dir, start)
 
 
 def console_main() -> int:
