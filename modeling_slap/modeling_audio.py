@@ -2,7 +2,13 @@
 
 Clips of any duration run as one pack `(total_tokens, dim)` through linear layers with no
 padding; attention alternates [local, local, global] (`SlapAudioConfig.is_global_layer`) and
-never crosses clip boundaries (see `packed_attention.py`).
+never crosses clip boundaries (see `packed_attention.py`; the kernels per `attn_implementation`
+are in `attention_backends.py`).
+
+Given `max_audio_length` (the feature extractor returns it with `return_max_audio_length=True`),
+the forward reads no tensor value on the host: the pack layout is derived on the device from
+`audio_lengths`, input validation that needs host values is skipped, and
+`torch.compile(model, fullgraph=True, dynamic=True)` serves packs of any layout with one graph.
 """
 
 from __future__ import annotations
@@ -11,16 +17,15 @@ import torch
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .attention_backends import packed_attention, prepare_backend
 from .configuration_slap import SlapAudioConfig, SlapConfig
 from .modeling_base import SlapAudioModelOutput, SlapPreTrainedModel, audio_config_of
 from .packed_attention import (
     PackedLayout,
     Rotary2D,
     SlapAttentionPooling,
-    attention_function,
     build_layout,
-    global_attention,
-    local_attention,
+    clip_positions,
 )
 
 
@@ -56,9 +61,8 @@ class SlapAudioAttention(nn.Module):
         query = rotary.apply(self.q_proj(hidden).view(shape))
         key = rotary.apply(self.k_proj(hidden).view(shape))
         value = self.v_proj(hidden).view(shape)
-        pattern = global_attention if self.is_global else local_attention
-        attend = attention_function(self.config._attn_implementation)
-        return self.o_proj(pattern(query, key, value, layout, attend).reshape(hidden.shape))
+        attended = packed_attention(query, key, value, layout, self.config._attn_implementation, self.is_global)
+        return self.o_proj(attended.reshape(hidden.shape))
 
 
 class SlapAudioLayer(GradientCheckpointingLayer):
@@ -117,13 +121,17 @@ class SlapAudioModel(SlapPreTrainedModel):
         input_features: torch.Tensor,
         audio_lengths: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        validate: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Frames → patches, packed: `(patches (total_tokens, 256), time_ids, freq_ids, token_lengths)`."""
-        frames, audio_lengths = unpad_frames(input_features, audio_lengths, audio_attention_mask)
+        """Frames → patches, packed: `(patches (total_tokens, 256), time_ids, freq_ids, token_lengths)`.
+
+        `validate=False` skips the checks of `audio_lengths` that read them on the host.
+        """
+        frames, audio_lengths = unpad_frames(input_features, audio_lengths, audio_attention_mask, validate)
         cfg = self.config
         if frames.shape[-1] != cfg.num_mel_bins:
             raise ValueError(f"input_features have {frames.shape[-1]} mel bins, the model expects {cfg.num_mel_bins}")
-        if (audio_lengths % cfg.patch_frames).any() or (audio_lengths <= 0).any():
+        if validate and ((audio_lengths % cfg.patch_frames).any() or (audio_lengths <= 0).any()):
             raise ValueError(
                 f"audio_lengths must be positive multiples of patch_frames={cfg.patch_frames} "
                 f"(the feature extractor rounds clips up), got {audio_lengths.tolist()}"
@@ -133,9 +141,8 @@ class SlapAudioModel(SlapPreTrainedModel):
         patches = frames.reshape(columns, cfg.patch_frames, fp, cfg.patch_bins).transpose(1, 2)
         patches = patches.reshape(columns * fp, cfg.patch_frames * cfg.patch_bins)  # (total_tokens, 256)
         clip_columns = audio_lengths // cfg.patch_frames
-        first_column = torch.cumsum(clip_columns, 0) - clip_columns
-        column = torch.arange(columns, device=frames.device)
-        time_ids = (column - torch.repeat_interleave(first_column, clip_columns)).repeat_interleave(fp)
+        _, time_ids = clip_positions(clip_columns, columns)  # each column's index within its clip
+        time_ids = time_ids.repeat_interleave(fp)
         freq_ids = torch.arange(fp, device=frames.device).repeat(columns)
         return patches, time_ids, freq_ids, clip_columns * fp
 
@@ -146,17 +153,21 @@ class SlapAudioModel(SlapPreTrainedModel):
         freq_ids: torch.Tensor,
         token_lengths: torch.Tensor,
         output_hidden_states: bool = False,
+        max_seqlen: int | None = None,
     ) -> SlapAudioModelOutput:
         """Run the blocks and the pooling over packed token embeddings `(total_tokens, dim)`.
 
         Tokens need not be every patch (FLAP-style dropping passes the visible ones): positions
-        come from `time_ids`/`freq_ids`, clip boundaries from `token_lengths`.
+        come from `time_ids`/`freq_ids`, clip boundaries from `token_lengths`. `max_seqlen`, any
+        upper bound on `token_lengths` (e.g. the unmasked clips' longest), spares the one host
+        read of the layout.
         """
         cfg = self.config
+        needs_local = any(not layer.self_attn.is_global for layer in self.layers)
         layout = build_layout(
-            token_lengths, time_ids, freq_ids, cfg.local_window, cfg.freq_patches,
-            needs_local=any(not layer.self_attn.is_global for layer in self.layers),
+            token_lengths, time_ids, freq_ids, cfg.local_window, cfg.freq_patches, needs_local, max_seqlen
         )
+        prepare_backend(layout, cfg._attn_implementation, cfg.local_window, needs_local)
         rotary = Rotary2D(time_ids, freq_ids, cfg.hidden_size // cfg.num_attention_heads, cfg.rope_theta)
         hidden = embeddings
         all_hidden = (hidden,) if output_hidden_states else None
@@ -165,7 +176,7 @@ class SlapAudioModel(SlapPreTrainedModel):
             if output_hidden_states:
                 all_hidden += (hidden,)
         hidden = self.norm(hidden)
-        pooled = None if self.pooling is None else self.pooling(hidden, layout.clip_ids, token_lengths.shape[0])
+        pooled = None if self.pooling is None else self.pooling(hidden, layout.clip_ids, layout.num_clips, layout.max_seqlen)
         return SlapAudioModelOutput(
             last_hidden_state=hidden, pooler_output=pooled, token_lengths=token_lengths,
             hidden_states=all_hidden,
@@ -179,12 +190,19 @@ class SlapAudioModel(SlapPreTrainedModel):
         bool_masked_pos: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        max_audio_length: int | None = None,
         **kwargs,
     ) -> SlapAudioModelOutput | tuple:
-        """Encode clips. `bool_masked_pos (total_tokens,)` replaces those patches by the mask token."""
+        """Encode clips. `bool_masked_pos (total_tokens,)` replaces those patches by the mask token.
+
+        `max_audio_length` (an int >= the longest clip's frame count, from the feature extractor)
+        makes the forward free of host reads; `audio_lengths` are then trusted, not validated.
+        """
+        validate = max_audio_length is None
         patches, time_ids, freq_ids, token_lengths = self.patchify(
-            input_features, audio_lengths, audio_attention_mask
+            input_features, audio_lengths, audio_attention_mask, validate
         )
+        max_seqlen = None if validate else -(-max_audio_length // self.config.patch_frames) * self.config.freq_patches
         embeddings = self.patch_embed(patches.to(self.patch_embed.weight.dtype))
         if bool_masked_pos is not None:
             if self.mask_token is None:
@@ -193,7 +211,7 @@ class SlapAudioModel(SlapPreTrainedModel):
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        output = self.encode(embeddings, time_ids, freq_ids, token_lengths, bool(output_hidden_states))
+        output = self.encode(embeddings, time_ids, freq_ids, token_lengths, bool(output_hidden_states), max_seqlen)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
 
@@ -202,8 +220,10 @@ def unpad_frames(
     input_features: torch.Tensor,
     audio_lengths: torch.Tensor | None,
     audio_attention_mask: torch.Tensor | None,
+    validate: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bring packed or padded features to the packed form `(total_frames, bins)` + `audio_lengths`."""
+    """Bring packed or padded features to the packed form `(total_frames, bins)` + `audio_lengths`
+    (`validate=False`: trust packed `audio_lengths` to sum to the frame count, no host read)."""
     if input_features.dim() == 3:
         if audio_attention_mask is None:
             if audio_lengths is None:
@@ -224,7 +244,7 @@ def unpad_frames(
     if audio_lengths is None:
         raise ValueError("packed input_features (total_frames, bins) need audio_lengths (num_clips,)")
     audio_lengths = torch.as_tensor(audio_lengths, device=input_features.device).long()
-    if int(audio_lengths.sum()) != input_features.shape[0]:
+    if validate and int(audio_lengths.sum()) != input_features.shape[0]:
         raise ValueError(
             f"audio_lengths sum to {int(audio_lengths.sum())} frames but input_features have "
             f"{input_features.shape[0]}"

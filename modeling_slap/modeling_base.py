@@ -22,6 +22,7 @@ class SlapPreTrainedModel(PreTrainedModel):
     input_modalities = ("audio", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _supports_flex_attn = True  # our packed FlexAttention kernels (attention_backends.py)
     _no_split_modules = ["SlapAudioLayer", "SlapDecoderLayer"]
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
@@ -36,6 +37,13 @@ class SlapPreTrainedModel(PreTrainedModel):
 
             self.config.auto_map = remote_code_auto_map()
         super().save_pretrained(save_directory, *args, **kwargs)
+
+    def get_correct_attn_implementation(self, requested_attention: str | None, is_init_check: bool = False) -> str:
+        """`PreTrainedModel`'s check, plus `"varlen"`: a backend of our packed kernels only
+        (`attention_backends.py`), so it is not registered in transformers' `AttentionInterface`."""
+        if requested_attention == "varlen":
+            return requested_attention
+        return super().get_correct_attn_implementation(requested_attention, is_init_check)
 
     def _init_weights(self, module: nn.Module) -> None:
         config = self.config

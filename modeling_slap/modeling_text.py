@@ -10,6 +10,7 @@ from torch import nn
 from transformers import AutoModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from .attention_backends import PACKED_ONLY_BACKENDS
 from .configuration_slap import SlapConfig
 from .modeling_base import SlapPreTrainedModel
 from .packed_attention import SlapAttentionPooling
@@ -36,6 +37,8 @@ class SlapTextModel(SlapPreTrainedModel):
         encoder_class = AutoModel._model_mapping[type(text_config)]
         if "add_pooling_layer" in inspect.signature(encoder_class.__init__).parameters:
             extra["add_pooling_layer"] = False  # the encoder's own pooler would be unused weights
+        if text_config._attn_implementation in PACKED_ONLY_BACKENDS:  # a kernel of our audio encoder only
+            extra["attn_implementation"] = "sdpa"
         self.encoder = AutoModel.from_config(text_config, **extra)
         if config.text_pooling == "attention":
             self.attention_pooling = SlapAttentionPooling(text_config.hidden_size, text_config.num_attention_heads)
