@@ -6,7 +6,8 @@
 Loss mode: each rank embeds its share of a batch (unequal shares, as token-budget batches give) with
 a DDP model, computes the contrastive loss (gathered across ranks) while `HostSyncs` watches the
 losses, steps backward, and writes its loss, the (DDP-averaged) gradients and the syncs found to
-`OUT/{kind}_rank{r}.pt`.
+`OUT/{kind}_rank{r}.pt`; then builds a `SlapTrainer` with `fsdp` and writes the error it raises
+(accelerate has no FSDP on the CPU) to `OUT/fsdp_rank{r}.txt`.
 
 CLI mode: runs the `slap-train` module as `torchrun -m slap_audio.training.cli` would; at the end
 of training each rank writes its model's state (student and EMA teacher) and the DDP setting it ran
@@ -23,9 +24,11 @@ import torch
 import torch.distributed as dist
 from host_syncs import HostSyncs
 from torch.nn.parallel import DistributedDataParallel
+from transformers import TrainingArguments
 
 from slap_audio.modeling_slap import SlapConfig, SlapForPreTraining, SlapModel
 from slap_audio.training import trainer as trainer_module
+from slap_audio.training.trainer import SlapTrainer
 
 SPLIT = [3, 5]  # clips per rank (unequal on purpose)
 
@@ -65,6 +68,7 @@ def loss_main(out_dir: str, kinds: list[str]) -> None:
     dist.init_process_group("gloo")
     for kind in kinds:
         write_loss(out_dir, kind, dist.get_rank())
+    write_fsdp_refusal(out_dir, dist.get_rank())
     dist.barrier()  # no rank tears down while the other still talks
     dist.destroy_process_group()
 
@@ -82,6 +86,18 @@ def write_loss(out_dir: str, kind: str, rank: int) -> None:
     grads = {name: p.grad.clone() for name, p in model.module.named_parameters() if p.grad is not None}
     torch.save({"loss": float(global_loss) / dist.get_world_size(), "grads": grads, "syncs": syncs.found},
                os.path.join(out_dir, f"{kind}_rank{rank}.pt"))
+
+
+def write_fsdp_refusal(out_dir: str, rank: int) -> None:
+    """`SlapTrainer` with `fsdp` on gloo CPU processes: the error it raises, to `OUT/fsdp_rank{r}.txt`."""
+    args = TrainingArguments(output_dir=os.path.join(out_dir, "fsdp"), use_cpu=True, report_to="none", fsdp=True)
+    try:
+        SlapTrainer(model=build_model("pretraining"), args=args)
+        message = "no error"
+    except ValueError as err:
+        message = str(err)
+    with open(os.path.join(out_dir, f"fsdp_rank{rank}.txt"), "w") as handle:
+        handle.write(message)
 
 
 def cli_main(out_dir: str, argv: list[str]) -> None:

@@ -7,6 +7,8 @@
 - `torchrun -m slap_audio.training.cli` trains `SlapForPreTraining` (masking, self-distillation
   with the EMA teacher, captioning, gathered contrast): the ranks end with identical students and
   teachers, and a run resumed from a checkpoint on two processes ends where the uninterrupted run did.
+- FSDP cannot run here (accelerate shards on GPU-class devices only): `fsdp` on the CPU is refused
+  instead of silently training unsharded.
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ def test_unused_parameters_are_the_ones_without_gradient(overrides):
     assert model.unused_parameter_names() == without_gradient
     if not overrides:  # the default recipe: DDP needs no search for unused parameters
         assert without_gradient == []
+
+
+def test_fsdp_where_accelerate_cannot_shard_is_refused(loss_ranks):
+    """On the CPU accelerate has no FSDP path: two gloo processes would train unsharded, silently."""
+    for rank in range(2):
+        message = (loss_ranks / f"fsdp_rank{rank}.txt").read_text()
+        assert message.startswith("fsdp is set, but accelerate runs this MULTI_CPU setup without FSDP"), message
 
 
 def logged_losses(output_dir: Path) -> dict[int, float]:

@@ -7,7 +7,8 @@
   with `all_gather_ints`).
 - DDP runs without `find_unused_parameters` unless the model's objectives leave parameters
   without gradient (`SlapForPreTraining.unused_parameter_names`); an explicit
-  `--ddp_find_unused_parameters` wins.
+  `--ddp_find_unused_parameters` wins. `fsdp` where accelerate would silently run without it
+  (CPU, a single process) is refused.
 - The EMA teacher is updated after each optimizer step (`TeacherUpdateCallback`).
 - Token-budget batches: pass `train_batch_sampler` (a rank-aware batch sampler with
   `set_epoch`); the Trainer's resume logic then skips already-seen batches exactly, and the
@@ -110,6 +111,12 @@ class SlapTrainer(Trainer):
         if args is not None and args.ddp_find_unused_parameters is None and hasattr(model, "unused_parameter_names"):
             args.ddp_find_unused_parameters = bool(model.unused_parameter_names())  # else DDP searches every step
         super().__init__(model, args, *rest, **kwargs)
+        if self.args.fsdp_plugin_args is not None and not self.is_fsdp_enabled:
+            raise ValueError(
+                f"fsdp is set, but accelerate runs this {self.accelerator.distributed_type.value} setup without "
+                "FSDP (it shards on GPU-class devices under a distributed launch only) and would train unsharded: "
+                "unset fsdp here"
+            )
         self.train_batch_sampler = train_batch_sampler
         self.text_learning_rate_scale = text_learning_rate_scale
         self._retrieval_examples: list[dict] | None = None
