@@ -47,7 +47,12 @@ MANIFEST_NAME = "onnx_export.json"
 
 
 class SlapAudioEncoderForExport(nn.Module):
-    """`SlapModel.get_audio_features` as one graph: packed frames and clip lengths → `audio_embeds`."""
+    """`SlapModel.get_audio_features` as one graph: packed frames and clip lengths → `audio_embeds`.
+
+    The longest clip is read inside the graph (`ReduceMax`) and given to the encoder as
+    `max_audio_length`, so the pack layout needs no value known at export time: one graph serves
+    any number of clips of any durations.
+    """
 
     def __init__(self, model: SlapModel):
         super().__init__()
@@ -55,7 +60,13 @@ class SlapAudioEncoderForExport(nn.Module):
 
     def forward(self, input_features: torch.Tensor, audio_lengths: torch.Tensor) -> torch.Tensor:
         # (total_frames, num_mel_bins), (num_clips,) → (num_clips, projection_dim)
-        return self.model.get_audio_features(input_features, audio_lengths, return_dict=True).pooler_output
+        max_audio_length = audio_lengths.max().item()
+        torch._check(max_audio_length >= self.model.config.audio_config.patch_frames)  # a clip has a patch or more
+        torch._check(max_audio_length <= input_features.shape[0])
+        audio = self.model.audio_model(
+            input_features, audio_lengths, max_audio_length=max_audio_length, return_dict=True
+        )
+        return self.model._embedding_output(audio, self.model.audio_projection, return_dict=True).pooler_output
 
 
 class SlapTextEncoderForExport(nn.Module):
