@@ -138,7 +138,7 @@ class SearchIndex:
         identity = {"name": _model_name(model.name_or_path), "fingerprint": model_fingerprint(model)}
         previous = _previous_build(out, root, identity, rebuild)
 
-        kept_rows, kept, skipped, to_embed = [], {}, [], []
+        kept, skipped, to_embed = {}, [], []
         for file in library:
             known = previous.get(file.path)
             if known is None or (known["size"], known["mtime_ns"]) != (file.size, file.mtime_ns):
@@ -147,7 +147,6 @@ class SearchIndex:
                 skipped.append(known)
             else:
                 kept[file.path] = known
-                kept_rows.append(known["row"])
         old_embeddings = _read(Path(out))[1] if kept else None
         new_entries, new_embeddings = {}, {}
         audio_seconds = 0.0
