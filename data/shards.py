@@ -54,7 +54,7 @@ def list_shards(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         files = sorted(str(p) for p in Path(source).iterdir() if p.suffix[1:].lower() in FORMATS)
     else:
-        files = _expand(source)
+        files = [f for f in _expand(source) if os.path.isfile(f)]
     if not files:
         raise FileNotFoundError(f"no .tar or .parquet shards in {source}")
     formats = {Path(f).suffix[1:].lower() for f in files}
