@@ -9,6 +9,7 @@ import io
 import itertools
 import json
 import signal
+import socket
 import subprocess
 import tarfile
 import time
@@ -20,6 +21,7 @@ import pytest
 import soundfile
 import torch
 import yaml
+from duration_probe_worker import probe_on_rank
 from test_reproducibility import ENV, ROOT, SLAP_TRAIN, assert_same_weights, logged_steps, run
 from test_training_data import GOOD_IDS, LOAD_SKIPS, wave, write_corpus
 
@@ -80,6 +82,17 @@ def test_durations_are_cached_and_stale_entries_reprobed(tmp_path, header_reads)
     results = probe_durations(["a.wav", "missing.wav", "corrupt.wav"], base_dir=tmp_path, cache_file=None)
     assert results[0] == pytest.approx(1.0)
     assert [r.reason for r in results[1:] if isinstance(r, SkippedItem)] == ["missing_file", "undecodable"]
+
+
+def test_rank_zero_probes_and_the_others_read_the_cache(tmp_path):
+    write_corpus(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.multiprocessing.spawn(probe_on_rank, args=(2, port, str(tmp_path)), nprocs=2)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["reads"] for r in ranks] == [4, 0]  # rank 1 waited for rank 0's cache
+    assert ranks[0]["durations"] == ranks[1]["durations"] == pytest.approx([1.0, 0.5, 2.3, 0.7], abs=1e-4)
 
 
 def test_duration_cache_in_a_read_only_folder_still_probes(tmp_path):
