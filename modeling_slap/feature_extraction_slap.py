@@ -305,6 +305,7 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
         packing: bool | None = None,
         max_duration: float | None = None,
         return_tensors: str | TensorType | None = "pt",
+        return_max_audio_length: bool = False,
         **kwargs,
     ) -> BatchFeature:
         """Compute normalised log-mel features for one clip or a list of clips.
@@ -326,6 +327,10 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
                 seconds; defaults to `self.max_duration`.
             return_tensors (`str` or `TensorType`, *optional*, defaults to `"pt"`): `"pt"` for
                 torch tensors, `"np"` for numpy arrays, `None` for Python lists.
+            return_max_audio_length (`bool`, *optional*, defaults to `False`): packed output only:
+                also return `max_audio_length`, the longest clip's frame count as a Python int.
+                Passed to `SlapAudioModel`, it spares the encoder every host read of the pack's
+                layout (no device sync; one graph under `torch.compile(dynamic=True)`).
 
         Returns:
             `BatchFeature` with `input_features` and `audio_lengths` (packed) or
@@ -360,7 +365,10 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
             data = {"input_features": features, "audio_lengths": audio_lengths}
         else:
             data = self._unpack(features, audio_lengths)
-        return BatchFeature(self._convert(data, return_tensors))
+        data = self._convert(data, return_tensors)
+        if packing and return_max_audio_length:
+            data["max_audio_length"] = int(audio_lengths.max())  # a host int, never a tensor
+        return BatchFeature(data)
 
     def _packed_log_mel(self, clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised log-mel of mono 16 kHz clips, packed.
