@@ -148,7 +148,7 @@ def load_slap_model(name_or_path: str | os.PathLike) -> tuple[SlapModel, SlapPro
         processor = SlapProcessor.from_pretrained(name_or_path)
     except (OSError, ValueError, TypeError) as err:
         raise ValueError(
-            f"{name_or_path} has no SLAP processor (preprocessor_config.json and tokenizer files): "
+            f"{name_or_path} has no SLAP processor (processor_config.json and tokenizer files): "
             f"save the SlapProcessor next to the model ({err})"
         ) from err
     return model, processor
@@ -192,7 +192,7 @@ def export_onnx(
         "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}, onnx {onnx.__version__}",
         "source_model": source,
         "projection_dim": model.config.projection_dim,
-        "logit_scale": float(model.logit_scale_value()),
+        "logit_scale": model.logit_scale_value().detach().item(),
         "front_end": {
             "processor": "AutoProcessor.from_pretrained(folder, trust_remote_code=True)",
             "sampling_rate": processor.feature_extractor.sampling_rate,
