@@ -230,7 +230,7 @@ def test_code_bugs_raise_instead_of_counting_as_skips(tmp_path, processor, monke
         with pytest.raises(TypeError, match="a bug"):
             collator([example])
     with monkeypatch.context() as patch:  # a bug while decoding is not an undecodable file
-        patch.setattr(examples_module.soundfile, "read", lambda *a, **k: (_ for _ in ()).throw(AttributeError("a bug")))
+        patch.setattr(examples_module.soundfile.SoundFile, "read", lambda *a, **k: (_ for _ in ()).throw(AttributeError("a bug")))
         with pytest.raises(AttributeError, match="a bug"):
             dataset[0]
     assert collator.skip_stats.total == 0
