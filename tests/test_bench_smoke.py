@@ -171,3 +171,33 @@ def test_data_path_quick(tmp_path: Path) -> None:
         assert_finite(records[name], rates)
         # every format delivers the same clips, cropped the same way, as the same packed tokens
         assert (records[name]["clips"], records[name]["tokens"]) == (4, records["model"]["model_tokens"])
+
+
+def test_gpu_quick(tmp_path: Path) -> None:
+    """`bench.gpu --quick` on the CPU: every backend gets a row, measured or `unavailable: <reason>`
+    (varlen needs CUDA; FlexAttention has no CPU backward), and sdpa is measured."""
+    records = run_quick("gpu", tmp_path)
+    rates = {"seconds", "tokens_per_s", "tflops_per_s", "mfu", "model_flops"}
+    measured = {f"{m}_{k}" for m in ("audio_forward", "train_step") for k in rates}
+    assert_keys(
+        records,
+        {
+            "machine": {"device", "peak_tflops", "peak_source"},
+            "workload": {"clips", "tokens", "audio_seconds"},
+            "sdpa": measured | {"status", "backend", "dtype"},
+            "flex_attention": {"status"},
+            "varlen": {"status"},
+            "targets": {"best_backend", "train_step_45pct_mfu_met", "unavailable"},
+        },
+    )
+    sdpa, tokens = records["sdpa"], records["workload"]["tokens"]
+    assert sdpa["status"] == "measured" and sdpa["dtype"] == "float32"
+    assert_finite(sdpa, measured)
+    for name in ("audio_forward", "train_step"):
+        assert sdpa[f"{name}_tokens_per_s"] * sdpa[f"{name}_seconds"] == pytest.approx(tokens)
+    assert sdpa["train_step_model_flops"] > 2 * sdpa["audio_forward_model_flops"]
+    for backend in ("flex_attention", "varlen"):
+        status = records[backend]["status"]
+        assert status == "measured" or "unavailable: " in status, status
+    assert records["machine"]["device"] == "cpu"
+    assert records["targets"]["train_step_45pct_mfu_met"] is None  # a CPU smoke run judges no GPU target
