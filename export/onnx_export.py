@@ -166,7 +166,7 @@ def export_onnx(
     A model given as an object is copied, so it stays on its device, in its dtype and mode; its
     `processor` must then be given too. Raises `RuntimeError` when ONNX Runtime and PyTorch disagree.
     """
-    source = str(model) if isinstance(model, (str, os.PathLike)) else model.name_or_path
+    source = str(model) if isinstance(model, (str, os.PathLike)) else model.name_or_path or "a SlapModel in memory"
     if isinstance(model, (str, os.PathLike)):
         model, processor = load_slap_model(model)
     elif processor is None:
@@ -347,9 +347,9 @@ def signature(values: list[dict[str, Any]]) -> str:
 README_TEMPLATE = """\
 # SLAP encoders in ONNX
 
-Exported from `{source}` by `slap-export onnx` (ONNX opset {opset}); `onnx_export.json` says the same
-for programs. The log-mel front end and the tokenizer stay in Python: the processor files here load
-with `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` (only `transformers` needed).
+Exported from `{source}` by `slap-export onnx` (ONNX opset {opset}); `onnx_export.json` holds the same
+facts for programs. The log-mel front end and the tokenizer stay in Python: the processor files here
+load with `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` (only `transformers` needed).
 
 | graph | inputs | outputs | size | max abs diff vs PyTorch |
 | --- | --- | --- | --- | --- |
@@ -371,8 +371,8 @@ audio_encoder = onnxruntime.InferenceSession(f"{{folder}}/audio_encoder.onnx")
 text_encoder = onnxruntime.InferenceSession(f"{{folder}}/text_encoder.onnx")
 
 rate = {rate}
-time = np.arange(3 * rate) / rate
-clips = [np.sin(2 * np.pi * 440 * time).astype(np.float32), np.sin(2 * np.pi * 880 * time[:rate]).astype(np.float32)]
+seconds = np.arange(3 * rate) / rate  # two tones, 3 s and 1 s: put your clips here, any length and rate
+clips = [np.sin(2 * np.pi * 440 * seconds).astype(np.float32), np.sin(2 * np.pi * 880 * seconds[:rate]).astype(np.float32)]
 audio = processor(audio=clips, sampling_rate=rate, return_tensors="np")
 (audio_embeds,) = audio_encoder.run(None, {{"input_features": audio["input_features"], "audio_lengths": audio["audio_lengths"]}})
 text = processor(text=["a low tone", "a high tone"], padding=True, truncation=True, return_tensors="np")
