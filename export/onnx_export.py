@@ -358,7 +358,8 @@ load with `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` (only 
 `audio_lengths` are frame counts per clip (multiples of 16: the feature extractor rounds each clip
 up), `input_features` all clips' frames one after another (packed, no padding). Embeddings are
 L2-normalised; multiply their dot products by the logit scale ({logit_scale:.4f}) for the model's
-logits.
+logits. The global attention layers pad every clip of a call to the longest one: embed clips of
+similar durations together (a 10-minute clip alone, not beside a hundred short ones).
 
 ```python
 import numpy as np
