@@ -241,6 +241,15 @@ def onnx_floordiv(dividend, divisor):
     return op.Div(op.Sub(dividend, op.Mod(dividend, divisor)), divisor)
 
 
+def onnx_remainder(dividend, divisor):
+    """`tensor % size` with a symbolic size (torch's ONNX library needs the divisor as a constant):
+    Python's remainder, which takes the divisor's sign (`Mod` of integers does the same)."""
+    divisor = op.CastLike(divisor, dividend)
+    if dividend.dtype in (onnx_ir.DataType.FLOAT, onnx_ir.DataType.DOUBLE, onnx_ir.DataType.FLOAT16):
+        return op.Sub(dividend, op.Mul(op.Floor(op.Div(dividend, divisor)), divisor))
+    return op.Mod(dividend, divisor)
+
+
 def onnx_attention(
     query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
     scale: float | None = None, enable_gqa: bool = False,
@@ -287,6 +296,7 @@ QUERY_BLOCK = 256  # queries per block of `onnx_attention`: 256 Ã— 15,000 keys Ã
 ONNX_TRANSLATIONS = {
     torch.ops.aten.searchsorted.Tensor: onnx_searchsorted,
     operator.floordiv: onnx_floordiv,
+    torch.ops.aten.remainder.Scalar: onnx_remainder,
     torch.ops.aten.scaled_dot_product_attention.default: onnx_attention,
 }
 
