@@ -89,9 +89,12 @@ class LocalBlocks:
 
 @dataclass
 class ClipBatch:
-    """Clips padded together for one call of the global kernel: pack rows `token_index`
-    (None: every token, in order) go to rows `padded_index` of `(num_clips * max_seqlen)`."""
+    """Clips padded together for one call of the global kernel. Row `i` of the flattened
+    `(num_clips * max_seqlen)` padding reads pack row `source_index[i]` (a padding slot repeats a
+    token of its clip: masked as a key, dropped as a query); pack rows `token_index` (None: every
+    token, in order) read back rows `padded_index` of the output."""
 
+    source_index: torch.Tensor  # (num_clips * max_seqlen,) rows of the pack
     token_index: torch.Tensor | None  # (tokens,) rows of the pack
     padded_index: torch.Tensor  # (tokens,) rows of the flattened padding
     token_lengths: torch.Tensor  # (num_clips,)
@@ -165,7 +168,11 @@ def build_layout(
         max_seqlen = max(lengths, default=0)
         clip_batches = _clip_batches(lengths, token_lengths, cu_seqlens)
     else:
-        clip_batches = [ClipBatch(None, clip_ids * max_seqlen + positions, token_lengths, max_seqlen)]
+        whole = ClipBatch(
+            _source_index(cu_seqlens[:-1].long(), token_lengths, max_seqlen), None,
+            clip_ids * max_seqlen + positions, token_lengths, max_seqlen,
+        )
+        clip_batches = [whole]
     local_blocks = None
     if needs_local:
         local_blocks = _local_blocks(clip_ids, time_ids, local_window, (local_window + 1) * freq_patches)
@@ -188,9 +195,17 @@ def _clip_batches(lengths: list[int], token_lengths: torch.Tensor, cu_seqlens: t
         group_lengths = token_lengths[clips]
         slot, position = clip_positions(group_lengths, sum(lengths[c] for c in group))
         width = lengths[group[0]]
-        token_index = cu_seqlens[:-1].long()[clips][slot] + position
-        batches.append(ClipBatch(token_index, slot * width + position, group_lengths, width))
+        starts = cu_seqlens[:-1].long()[clips]
+        source_index = _source_index(starts, group_lengths, width)
+        batches.append(ClipBatch(source_index, starts[slot] + position, slot * width + position, group_lengths, width))
     return batches
+
+
+def _source_index(starts: torch.Tensor, token_lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """`(num_clips * width,)` pack row of each padded slot; slots past a clip's end repeat its last token."""
+    slots = torch.arange(width, device=starts.device)
+    last = (token_lengths - 1).clamp(min=0)
+    return (starts[:, None] + torch.minimum(slots[None, :], last[:, None])).flatten()
 
 
 def _local_blocks(
@@ -261,21 +276,24 @@ def global_attention(
 ) -> torch.Tensor:
     """Full attention within each clip: one batched call per `ClipBatch` of padded clips.
     `query/key/value`: (total_tokens, heads, head_dim)."""
-    qkv = torch.stack([query, key, value], dim=1)  # (total_tokens, 3, heads, head_dim)
     if layout.clip_batches[0].token_index is None:  # one batch of all clips, in pack order
-        return _padded_attention(qkv, layout.clip_batches[0], attend)
+        return _padded_attention(query, key, value, layout.clip_batches[0], attend)
     out = torch.empty_like(query)
     for batch in layout.clip_batches:
-        out[batch.token_index] = _padded_attention(qkv[batch.token_index], batch, attend)
+        out[batch.token_index] = _padded_attention(query, key, value, batch, attend)
     return out
 
 
-def _padded_attention(qkv: torch.Tensor, batch: ClipBatch, attend: Callable[..., torch.Tensor]) -> torch.Tensor:
-    """`qkv (tokens, 3, heads, head_dim)` of the batch's clips → attention output `(tokens, heads, head_dim)`."""
-    _, _, heads, head_dim = qkv.shape
+def _padded_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, batch: ClipBatch,
+    attend: Callable[..., torch.Tensor],
+) -> torch.Tensor:
+    """Attention of the batch's clips → `(tokens, heads, head_dim)` in the batch's token order."""
+    _, heads, head_dim = query.shape
     num_clips, width = batch.num_clips, batch.max_seqlen
-    q, k, v = pad_pack(qkv, batch.padded_index, num_clips, width).permute(2, 0, 3, 1, 4)  # (clips, heads, width, head_dim)
-    # padding queries see their clip's keys (no empty rows); they are dropped by the gather
+    q, k, v = (
+        t[batch.source_index].view(num_clips, width, heads, head_dim).transpose(1, 2) for t in (query, key, value)
+    )  # (clips, heads, width, head_dim)
     out = attend(q, k, v, attn_mask=key_padding_mask(batch.token_lengths, width)[:, None, None, :])
     return out.transpose(1, 2).reshape(num_clips * width, heads, head_dim)[batch.padded_index]
 
