@@ -149,6 +149,43 @@ def test_text_encoder_learning_rate_scale(tmp_path):
         assert lr_of[id(param)] == pytest.approx(expected), name
 
 
+def test_a_zero_text_learning_rate_scale_freezes_the_text_encoder(tmp_path):
+    """Scale 0: the text encoder computes no gradients and is left out of the optimizer; the text
+    pooling/projection and the audio tower still train."""
+    from transformers import TrainingArguments
+
+    from slap_audio.training.trainer import SlapTrainer
+
+    model = SlapForPreTraining(SlapConfig.from_size("micro", self_supervised_weight=0.0, captioning_weight=0.0))
+    args = TrainingArguments(str(tmp_path), learning_rate=1e-3, report_to="none")
+    optimizer = SlapTrainer(model=model, args=args, text_learning_rate_scale=0.0).create_optimizer()
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    for name, param in model.named_parameters():
+        frozen = name.startswith("text_model.encoder.")
+        assert param.requires_grad is not frozen, name
+        assert (id(param) in optimized) is (not frozen and param.requires_grad), name
+    torch.manual_seed(0)
+    features = torch.randn(64, model.config.audio_config.num_mel_bins)
+    ids = torch.randint(5, 100, (2, 7))
+    output = model(input_features=features, audio_lengths=torch.tensor([32, 32]), input_ids=ids,
+                   attention_mask=torch.ones_like(ids), caption_labels=ids)
+    output.loss.backward()
+    grads = {name: param.grad for name, param in model.named_parameters()}
+    assert all(grads[n] is None for n in grads if n.startswith("text_model.encoder."))
+    assert grads["audio_model.patch_embed.weight"] is not None
+
+
+def test_built_in_training_clips_can_be_kept_short():
+    from slap_audio.data.sources import load_audio_text_dataset
+    from slap_audio.training.cli import _source_options
+
+    data_args = parse_arguments([str(CONFIG), "--train_max_duration", "4"])[1]
+    options = _source_options("builtin:train", 12, 0, data_args.train_max_duration)
+    durations = load_audio_text_dataset("builtin:train", **options).durations
+    assert len(durations) == 12 and max(durations) <= 4.0
+    assert _source_options("path/to/folder", 12, 0, 4.0) == {}
+
+
 def test_gradient_accumulation_bf16_and_tensorboard(tmp_path, monkeypatch):
     """TrainingArguments features: two micro-batches per optimizer step, bf16 autocast on the CPU,
     TensorBoard event files; the teacher's momentum follows optimizer steps."""

@@ -51,7 +51,7 @@ class ModelArguments:
     init_from: str | None = field(default=None, metadata={"help": "a SLAP checkpoint to start from (SlapModel or SlapForPreTraining)"})
     text_weights: str | None = field(default="minilm", metadata={"help": "pretrained text encoder: 'minilm', a path or Hub id, or 'none'"})
     text_vocab_size: int = field(default=1024, metadata={"help": "WordPiece vocabulary built from the captions when text_weights is none"})
-    text_learning_rate_scale: float | None = field(default=None, metadata={"help": "learning-rate multiplier of the text encoder; default 0.1 with pretrained text weights, else 1"})
+    text_learning_rate_scale: float | None = field(default=None, metadata={"help": "learning-rate multiplier of the text encoder (0 freezes it); default 0.1 with pretrained text weights, else 1"})
     config_overrides: str | None = field(default=None, metadata={"help": "JSON object of SlapConfig fields, e.g. '{\"captioning_weight\": 0}'"})
 
 
@@ -66,6 +66,7 @@ class DataArguments:
     max_tokens: int = field(default=6000, metadata={"help": "audio tokens per batch (25 per second)"})
     max_clips: int | None = field(default=64, metadata={"help": "clips per batch at most"})
     crop_seconds: float = field(default=30.0, metadata={"help": "training crop of long clips (seeded)"})
+    train_max_duration: float = field(default=30.0, metadata={"help": "longest built-in training clip generated, in seconds (whole clips whose captions describe all of them, unlike crops)"})
     streaming: bool = field(default=False, metadata={"help": "train_source is tar or parquet shards (a folder or a glob; slap-data shards writes them), read and decoded in DataLoader workers; needs --max_steps"})
     shuffle_buffer: int = field(default=256, metadata={"help": "streaming: samples shuffled at once within a worker's shards"})
 
@@ -116,8 +117,10 @@ def checkpoint_batches(checkpoint: str, training_args: TrainingArguments) -> int
     return global_step * training_args.gradient_accumulation_steps
 
 
-def _source_options(source: str, size: int | None, seed: int) -> dict:
-    return {"num_clips": size, "seed": seed} if source.startswith("builtin:") else {}
+def _source_options(source: str, size: int | None, seed: int, max_duration: float | None = None) -> dict:
+    if not source.startswith("builtin:"):
+        return {}
+    return {"num_clips": size, "seed": seed, **({} if max_duration is None else {"max_duration": max_duration})}
 
 
 def build_model(model_args: ModelArguments, captions: Iterable[str]) -> tuple[SlapForPreTraining, SlapProcessor]:
@@ -193,7 +196,9 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
         captions = shard_captions(data_args.train_source)
     else:
         train = load_audio_text_dataset(
-            data_args.train_source, split="train", **_source_options(data_args.train_source, data_args.train_size, seed)
+            data_args.train_source, split="train", **_source_options(
+                data_args.train_source, data_args.train_size, seed, data_args.train_max_duration
+            )
         )
         if training_args.process_index == 0 and train.skip_stats.total:
             logger.warning("training data: %s", train.skip_stats.summary())

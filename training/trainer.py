@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 LOSS_COMPONENTS = ("contrastive_loss", "self_supervised_loss", "captioning_loss", "reconstruction_loss", "byol_loss")
 METADATA_KEYS = ("skipped", "clip_ids")  # what `SlapCollator(return_metadata=True)` adds to a batch
+TEXT_ENCODER_PREFIX = "text_model.encoder."  # the text tower's encoder (`text_learning_rate_scale`)
 SKIP_MICRO_BATCH = "skip_micro_batch"  # marks a micro-batch that `training_step` skips
 
 
@@ -108,6 +109,10 @@ class SlapTrainer(Trainer):
 
     def __init__(self, model=None, args=None, *rest, train_batch_sampler=None, text_learning_rate_scale: float = 1.0,
                  **kwargs):
+        if text_learning_rate_scale == 0 and model is not None:  # frozen: no text gradients computed at all
+            for name, parameter in model.named_parameters():
+                if name.startswith(TEXT_ENCODER_PREFIX):
+                    parameter.requires_grad_(False)
         if args is not None and args.ddp_find_unused_parameters is None and hasattr(model, "unused_parameter_names"):
             args.ddp_find_unused_parameters = bool(model.unused_parameter_names())  # else DDP searches every step
         super().__init__(model, args, *rest, **kwargs)
@@ -155,12 +160,13 @@ class SlapTrainer(Trainer):
 
     def create_optimizer(self, model=None):
         """The Trainer's optimizer, with the text encoder's parameters in groups of their own at
-        `text_learning_rate_scale` × the learning rate (a pretrained tower is fine-tuned gently)."""
+        `text_learning_rate_scale` × the learning rate (a pretrained tower is fine-tuned gently; at 0
+        it is frozen and left out)."""
         optimizer = super().create_optimizer(model)
         if self.text_learning_rate_scale == 1.0:
             return optimizer
         model = self.model if model is None else model
-        text = {id(p) for name, p in model.named_parameters() if name.startswith("text_model.encoder.")}
+        text = {id(p) for name, p in model.named_parameters() if name.startswith(TEXT_ENCODER_PREFIX)}
         groups, optimizer.param_groups = optimizer.param_groups, []  # no state yet: regroup in place
         for group in groups:
             for is_text in (False, True):
