@@ -123,9 +123,11 @@ class Measurement:
         if compiled:
             self.model.audio_model.compile(dynamic=True)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=True)
-        self.batch, self.objective = batch, objective
-        features = ("input_features", "audio_lengths")
-        self.features = {key: batch[key] for key in features}
+        # the encoder gets the longest clip's frame count as a host int (no device read for the layout);
+        # `SlapForPreTraining.forward` does not take it, so the step's batch goes without
+        self.features = {key: batch[key] for key in ("input_features", "audio_lengths", "max_audio_length")}
+        self.batch = {key: value for key, value in batch.items() if key != "max_audio_length"}
+        self.objective = objective
         self.autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     def audio_forward(self) -> None:
@@ -159,7 +161,7 @@ def build_batch(clips: int, quick: bool, vocab_size: int, device: torch.device) 
 
     specs = workload(quick)[: clips or None]
     waves = load_audio(workload(quick), SAMPLING_RATE)[: len(specs)]
-    features = SlapFeatureExtractor()(waves, sampling_rate=SAMPLING_RATE)
+    features = SlapFeatureExtractor()(waves, sampling_rate=SAMPLING_RATE, return_max_audio_length=True)
     ids = torch.from_numpy(caption_ids(len(specs), vocab_size))
     batch = {**features, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
     batch = {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
