@@ -97,6 +97,15 @@ NOT_RUN = {
     "slap-train configs/real.yaml": "25 minutes of training on the Debian corpus; the same CLI runs here on micro",
     "slap-eval runs/real/slap --dataset outputs/debian --split test --output-dir outputs/real-eval": "needs the "
     "Debian corpus and the trained model; tests/test_zero_shot_tasks.py runs slap-eval on a tiny corpus-shaped folder",
+    "python app.py": "serves the app until stopped; tests/test_app_browser.py starts it on a free port and "
+    "drives it in headless Chromium",
+    "python app.py --model user/slap-tiny --library path/to/audiofolder": "serves the app until stopped (and "
+    "needs the Hub); tests/test_app.py and tests/test_app_browser.py run it with --model and --library",
+    "slap-export onnx outputs/demo/run/slap outputs/demo/onnx": "a minute of export and ONNX Runtime checks; "
+    "tests/test_export_onnx.py runs this CLI in a fresh process on a micro model",
+    "slap-eval outputs/demo/run/slap --benchmark esc50 --data-dir path/to/ESC-50-master --output-dir outputs/esc50":
+    "needs the ESC-50 download; tests/test_benchmarks.py builds ESC-50, UrbanSound8K, Clotho and AudioCaps "
+    "layouts in miniature and runs slap-eval --benchmark on them",
 }
 
 COMMANDS = {
@@ -122,6 +131,16 @@ COMMANDS = {
     ),
     "slap-push outputs/demo/run/slap user/slap-tiny --metrics outputs/demo/eval/results.json": Command(
         hub_files=("README.md", "config.json", "model.safetensors", "modeling_slap.py", "processor_config.json"),
+    ),
+    "slap-search index path/to/audiofolder --model outputs/demo/run/slap --out sounds.index": Command(
+        creates=("sounds.index/manifest.json",),
+    ),
+    "slap-train configs/micro.yaml --streaming true --train_source outputs/shards --dataloader_num_workers 2 "
+    "--output_dir runs/streamed --max_steps 2 --eval_strategy no": Command(
+        creates=("runs/streamed/slap/model.safetensors",),
+    ),
+    "slap-push outputs/demo/run/slap user/slap-tiny --space user/slap-tiny-demo": Command(
+        hub_files=("config.json", "model.safetensors"),
     ),
 }
 
