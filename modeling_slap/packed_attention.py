@@ -10,14 +10,15 @@ plain per-clip reference.
 Neither kernel loops over clips:
 - local layers cut the pack into fixed blocks of `(local_window + 1) * freq_patches` tokens; each
   block attends to itself and both neighbours under a band mask (`LocalBlocks`);
-- global layers scatter clips into `(num_clips, max_seqlen, heads, head_dim)` and run one
-  batched call with a key-padding mask, then gather the tokens back (`ClipBatch`).
-Given `max_seqlen` as an int (the feature extractor's `max_audio_length` gives it), nothing here
-reads a tensor's value on the host: a forward queues kernels without waiting on the device and
-compiles as one graph, with all clips in one `ClipBatch`. Without it the layout reads the clip
-lengths once and groups clips of similar length into a few `ClipBatch`es, so padding wastes
-little compute when short and long clips share a pack (on the CPU, where the lengths are on the
-host anyway, this is the default).
+- global layers sort the clips by length and pad them in `NUM_LENGTH_GROUPS` groups of similar
+  length, `(clips, width, heads, head_dim)` each: one batched call per group with a key-padding
+  mask, then one gather of the tokens back (`PaddedClips`).
+The groups are `length_groups` of the clip lengths: host ints, cut where padding costs least. Given
+them (the feature extractor's `audio_length_groups`), or just a bound `max_seqlen` (one group of all
+clips), nothing here reads a tensor's value on the host: a forward queues kernels without waiting on
+the device, and compiles as one graph for packs of any layout (the group count is fixed). Without
+either, the layout reads the clip lengths once and groups them itself (on the CPU, where the
+lengths are on the host anyway, this is the default).
 
 The score kernel of those two is chosen by `config._attn_implementation`: `"sdpa"`
 (`torch.nn.functional.scaled_dot_product_attention`, the default) or `"eager"` (the same softmax
@@ -26,7 +27,7 @@ written out in plain matmuls). FlexAttention and varlen flash kernels live in `a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,29 +88,55 @@ class LocalBlocks:
     mask: torch.Tensor  # (num_blocks, 1, block_size, 3 * block_size), True = may attend
 
 
+# Clips padded for the global kernel come in this many groups of similar length, each padded to its
+# longest clip: a fixed count, so a compiled encoder keeps one graph whatever the pack.
+NUM_LENGTH_GROUPS = 4
+
+
+def length_groups(lengths: Sequence[int], num_groups: int = NUM_LENGTH_GROUPS) -> tuple[tuple[int, int], ...]:
+    """`(clips, longest)` per group when clips of `lengths` (host ints), longest first, are cut into
+    `num_groups` runs at the least padded global-attention cost, `sum(clips * longest²)`.
+
+    Always `num_groups` groups, so the structure does not depend on the pack: with fewer clips than
+    groups, each extra group holds one copy of the shortest clip (a dummy whose output is never
+    read). The encoder sorts the clips the same way on the device; `longest` only has to bound the
+    group's clips from above, so bounds computed before FLAP-style token dropping stay valid.
+    """
+    if not lengths:
+        raise ValueError("a pack needs at least one clip")
+    ordered = sorted((int(length) for length in lengths), reverse=True)
+    n, count = len(ordered), min(num_groups, len(ordered))
+    squares = F.pad(torch.tensor(ordered, dtype=torch.float64).square(), (0, 1))
+    index = torch.arange(n + 1)
+    group_cost = torch.where(  # (start, stop): clips start..stop-1 padded to clip `start`'s length
+        index[:, None] < index[None, :], (index[None, :] - index[:, None]) * squares[:, None], torch.inf
+    )
+    best, splits = group_cost[0], []  # best[j]: least cost of the first j clips in the groups so far
+    for _ in range(count - 1):
+        best, split = (best[:, None] + group_cost).min(0)
+        splits.append(split)
+    bounds = [n]
+    for split in reversed(splits):
+        bounds.append(int(split[bounds[-1]]))
+    bounds = [0, *reversed(bounds)]
+    groups = [(stop - start, ordered[start]) for start, stop in zip(bounds, bounds[1:])]
+    return tuple(groups + [(1, ordered[-1])] * (num_groups - count))
+
+
 @dataclass
-class ClipBatch:
-    """Clips padded together for one call of the global kernel. Row `i` of the flattened
-    `(num_clips * max_seqlen)` padding reads pack row `source_index[i]` (a padding slot repeats a
-    token of its clip: masked as a key, dropped as a query); pack rows `token_index` (None: every
-    token, in order) read back rows `padded_index` of the output."""
+class PaddedClips:
+    """The clips of a pack padded for the global kernel, in groups of similar length.
 
-    source_index: torch.Tensor  # (num_clips * max_seqlen,) rows of the pack
-    token_index: torch.Tensor | None  # (tokens,) rows of the pack
-    padded_index: torch.Tensor  # (tokens,) rows of the flattened padding
-    token_lengths: torch.Tensor  # (num_clips,)
-    max_seqlen: int  # >= every clip's token count
+    Group `g` holds `groups[g] = (clips, width)`: its clips padded to `width` tokens, one batched
+    call. Row `i` of the concatenated, flattened padding reads pack row `source_index[i]` (a
+    padding slot repeats a token of its clip: masked as a key, dropped as a query); pack token `t`
+    reads back row `padded_index[t]` of the output.
+    """
 
-    @property
-    def num_clips(self) -> int:
-        return self.token_lengths.shape[0]
-
-
-# A clip shorter than this fraction of its batch's longest clip starts a new `ClipBatch` (so
-# padding adds at most 1 / 0.75² - 1 = 78 % to a batch's scores, far less on a usual mix)...
-_CLIP_BATCH_RATIO = 0.75
-# ... unless that longest clip is this short (attention of short clips is cheap; calls are not).
-_CLIP_BATCH_MIN_TOKENS = 64
+    groups: tuple[tuple[Any, Any], ...]  # (clips, width) per group: host ints (symbolic when compiled)
+    source_index: torch.Tensor  # (sum of clips * width,) rows of the pack
+    padded_index: torch.Tensor  # (total_tokens,) rows of the padding
+    token_lengths: torch.Tensor  # (sum of clips,) tokens of each padded clip
 
 
 @dataclass
@@ -117,7 +144,7 @@ class PackedLayout:
     """Where each clip's tokens sit in a pack and where each token sits in its clip.
 
     `max_seqlen` only has to bound the longest clip from above: the padded global kernel and
-    pooling are exact for any bound (a larger one costs padding). `clip_batches` group the clips
+    pooling are exact for any bound (a larger one costs padding). `padded_clips` groups the clips
     for the global kernel. `backend_state` holds what an attention backend builds once per
     forward (FlexAttention's block masks).
     """
@@ -129,7 +156,7 @@ class PackedLayout:
     time_ids: torch.Tensor  # (total_tokens,) time column within its clip (0 = clip start)
     freq_ids: torch.Tensor  # (total_tokens,) frequency patch row
     local_blocks: LocalBlocks | None
-    clip_batches: list[ClipBatch]
+    padded_clips: PaddedClips
     backend_state: dict[str, Any] | None = None
 
     @property
@@ -154,51 +181,50 @@ def build_layout(
     freq_patches: int,
     needs_local: bool = True,
     max_seqlen: int | None = None,
+    clip_groups: Sequence[tuple[int, int]] | None = None,
 ) -> PackedLayout:
     """Describe a pack whose clips hold `token_lengths` tokens, in time-major order.
 
-    `max_seqlen` (an upper bound on `token_lengths`) avoids the one host read of the layout and
-    puts all clips in one `ClipBatch`; without it the lengths are read and clips of similar
-    length are batched together.
+    `clip_groups` (`length_groups` of the clips' token counts, or upper bounds of them) or
+    `max_seqlen` (an upper bound on `token_lengths`: one group of every clip) spare the layout its
+    one host read; without either, the lengths are read and grouped here.
     """
     clip_ids, positions = clip_positions(token_lengths, time_ids.shape[0])
     cu_seqlens = F.pad(torch.cumsum(token_lengths, 0), (1, 0)).to(torch.int32)
-    if max_seqlen is None:
-        lengths = token_lengths.tolist()
-        max_seqlen = max(lengths, default=0)
-        clip_batches = _clip_batches(lengths, token_lengths, cu_seqlens)
-    else:
-        whole = ClipBatch(
-            _source_index(cu_seqlens[:-1].long(), token_lengths, max_seqlen), None,
-            clip_ids * max_seqlen + positions, token_lengths, max_seqlen,
-        )
-        clip_batches = [whole]
+    if clip_groups is None:
+        clip_groups = length_groups(token_lengths.tolist()) if max_seqlen is None else ((token_lengths.shape[0], max_seqlen),)
+    padded_clips = _padded_clips(token_lengths, cu_seqlens, clip_ids, positions, tuple(clip_groups))
     local_blocks = None
     if needs_local:
         local_blocks = _local_blocks(clip_ids, time_ids, local_window, (local_window + 1) * freq_patches)
     return PackedLayout(
-        token_lengths, cu_seqlens, max_seqlen, clip_ids, time_ids, freq_ids, local_blocks, clip_batches
+        token_lengths, cu_seqlens, clip_groups[0][1], clip_ids, time_ids, freq_ids, local_blocks, padded_clips
     )
 
 
-def _clip_batches(lengths: list[int], token_lengths: torch.Tensor, cu_seqlens: torch.Tensor) -> list[ClipBatch]:
-    """Clips grouped by length (longest first) for the global kernel; `lengths` on the host."""
-    groups: list[list[int]] = []
-    for clip in sorted(range(len(lengths)), key=lambda c: -lengths[c]):
-        longest = lengths[groups[-1][0]] if groups else 0
-        if not groups or (lengths[clip] < _CLIP_BATCH_RATIO * longest and longest > _CLIP_BATCH_MIN_TOKENS):
-            groups.append([])
-        groups[-1].append(clip)
-    batches = []
-    for group in groups:
-        clips = torch.tensor(group, device=token_lengths.device)
-        group_lengths = token_lengths[clips]
-        slot, position = clip_positions(group_lengths, sum(lengths[c] for c in group))
-        width = lengths[group[0]]
-        starts = cu_seqlens[:-1].long()[clips]
-        source_index = _source_index(starts, group_lengths, width)
-        batches.append(ClipBatch(source_index, starts[slot] + position, slot * width + position, group_lengths, width))
-    return batches
+def _padded_clips(
+    token_lengths: torch.Tensor, cu_seqlens: torch.Tensor, clip_ids: torch.Tensor, positions: torch.Tensor,
+    groups: tuple[tuple[int, int], ...],
+) -> PaddedClips:
+    """Clips sorted longest first (pack order for one group) and cut into `groups`, on the device."""
+    num_clips = token_lengths.shape[0]
+    slots = torch.arange(num_clips, device=token_lengths.device)
+    order = rank = slots  # the clip in each slot, the slot of each clip
+    if len(groups) > 1:
+        order = torch.sort(token_lengths, descending=True, stable=True).indices
+        rank = torch.empty_like(order).scatter_(0, order, slots)
+    starts = cu_seqlens[:-1].long()
+    sources, slot_rows, slot_lengths = [], [], []
+    first_slot = first_row = 0
+    for clips, width in groups:
+        slot = torch.arange(first_slot, first_slot + clips, device=order.device)
+        group_clips = order[slot.clamp(max=num_clips - 1)]  # slots past the last clip: dummies
+        slot_lengths.append(token_lengths[group_clips])
+        sources.append(_source_index(starts[group_clips], slot_lengths[-1], width))
+        slot_rows.append(first_row + (slot - first_slot) * width)
+        first_slot, first_row = first_slot + clips, first_row + clips * width
+    padded_index = torch.cat(slot_rows)[rank[clip_ids]] + positions
+    return PaddedClips(groups, torch.cat(sources), padded_index, torch.cat(slot_lengths))
 
 
 def _source_index(starts: torch.Tensor, token_lengths: torch.Tensor, width: int) -> torch.Tensor:
@@ -274,28 +300,19 @@ def global_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: PackedLayout,
     attend: Callable[..., torch.Tensor] = F.scaled_dot_product_attention,
 ) -> torch.Tensor:
-    """Full attention within each clip: one batched call per `ClipBatch` of padded clips.
+    """Full attention within each clip: one batched call per group of padded clips.
     `query/key/value`: (total_tokens, heads, head_dim)."""
-    if layout.clip_batches[0].token_index is None:  # one batch of all clips, in pack order
-        return _padded_attention(query, key, value, layout.clip_batches[0], attend)
-    out = torch.empty_like(query)
-    for batch in layout.clip_batches:
-        out[batch.token_index] = _padded_attention(query, key, value, batch, attend)
-    return out
-
-
-def _padded_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, batch: ClipBatch,
-    attend: Callable[..., torch.Tensor],
-) -> torch.Tensor:
-    """Attention of the batch's clips → `(tokens, heads, head_dim)` in the batch's token order."""
+    padded = layout.padded_clips
     _, heads, head_dim = query.shape
-    num_clips, width = batch.num_clips, batch.max_seqlen
-    q, k, v = (
-        t[batch.source_index].view(num_clips, width, heads, head_dim).transpose(1, 2) for t in (query, key, value)
-    )  # (clips, heads, width, head_dim)
-    out = attend(q, k, v, attn_mask=key_padding_mask(batch.token_lengths, width)[:, None, None, :])
-    return out.transpose(1, 2).reshape(num_clips * width, heads, head_dim)[batch.padded_index]
+    rows = [clips * width for clips, width in padded.groups]
+    counts = [clips for clips, _ in padded.groups]
+    q, k, v = (t[padded.source_index].split(rows) for t in (query, key, value))  # (rows, heads, head_dim) each
+    outs = []
+    for (clips, width), *qkv, lengths in zip(padded.groups, q, k, v, padded.token_lengths.split(counts)):
+        q_g, k_g, v_g = (t.view(clips, width, heads, head_dim).transpose(1, 2) for t in qkv)
+        out = attend(q_g, k_g, v_g, attn_mask=key_padding_mask(lengths, width)[:, None, None, :])
+        outs.append(out.transpose(1, 2).reshape(clips * width, heads, head_dim))
+    return (outs[0] if len(outs) == 1 else torch.cat(outs))[padded.padded_index]
 
 
 class Rotary2D:

@@ -8,7 +8,7 @@ import torch
 
 from slap_audio.modeling_slap import SlapAudioConfig, SlapAudioModel
 from slap_audio.modeling_slap.attention_backends import packed_attention, prepare_backend
-from slap_audio.modeling_slap.packed_attention import build_layout
+from slap_audio.modeling_slap.packed_attention import build_layout, length_groups
 
 from fresh_process import run_python
 from reference_audio import reference_clip
@@ -55,13 +55,17 @@ def pack(dropped: bool, seed: int = 0) -> tuple[list[int], torch.Tensor, torch.T
 @pytest.mark.parametrize("implementation", CPU_BACKENDS)
 @pytest.mark.parametrize("is_global", [False, True], ids=["local", "global"])
 @pytest.mark.parametrize("dropped", [False, True], ids=["all_tokens", "dropped_tokens"])
-@pytest.mark.parametrize("max_seqlen", ["read", "given", "bound"])
+@pytest.mark.parametrize("max_seqlen", ["read", "given", "bound", "groups"])
 def test_backend_equals_per_clip_reference(implementation, is_global, dropped, max_seqlen):
-    """`read`: lengths read on the host, clips batched by length; `given`: the exact longest clip
-    (one batch, no host read); `bound`: a loose upper bound (more padding, same result)."""
+    """`read`: lengths read on the host and grouped by length; `given`: the exact longest clip
+    (one group, no host read); `bound`: a loose upper bound (more padding, same result); `groups`:
+    given length groups with loose bounds, more groups than clips (dummy clips)."""
     lengths, time_ids, freq_ids = pack(dropped)
-    bound = {"read": None, "given": max(lengths), "bound": max(lengths) + 13}[max_seqlen]
-    layout = build_layout(torch.tensor(lengths), time_ids, freq_ids, WINDOW, FREQ_PATCHES, max_seqlen=bound)
+    bound = {"given": max(lengths), "bound": max(lengths) + 13}.get(max_seqlen)
+    groups = tuple((n, w + 13) for n, w in length_groups(lengths, 8)) if max_seqlen == "groups" else None
+    layout = build_layout(
+        torch.tensor(lengths), time_ids, freq_ids, WINDOW, FREQ_PATCHES, max_seqlen=bound, clip_groups=groups
+    )
     prepare_backend(layout, implementation, WINDOW, needs_local=True)
     generator = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(len(time_ids), HEADS, HEAD_DIM, generator=generator) for _ in range(3))
@@ -70,16 +74,46 @@ def test_backend_equals_per_clip_reference(implementation, is_global, dropped, m
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_clip_batches_group_by_length():
-    """Read lengths group similar clips (little padding); a given bound makes one batch of all."""
-    lengths = torch.tensor([400, 16, 380, 100, 96, 40])
+def _partitions(ordered: list[int], parts: int):
+    """Every cut of `ordered` into `parts` non-empty runs."""
+    if parts == 1:
+        yield [ordered]
+        return
+    for cut in range(1, len(ordered) - parts + 2):
+        for rest in _partitions(ordered[cut:], parts - 1):
+            yield [ordered[:cut], *rest]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_length_groups_cost_least_padding(seed):
+    """The groups are the cheapest cut of the sorted lengths (brute force over every cut)."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(4, 800, (9,), generator=generator).tolist()
+    groups = length_groups(lengths, 4)
+    ordered = sorted(lengths, reverse=True)
+    best = min(sum(len(run) * run[0] ** 2 for run in cut) for cut in _partitions(ordered, 4))
+    assert sum(n * w**2 for n, w in groups) == best
+    assert sum(n for n, _ in groups) == len(lengths)
+    start = 0
+    for n, width in groups:  # each width is its run's longest clip
+        assert width == ordered[start] and all(length <= width for length in ordered[start : start + n])
+        start += n
+
+
+def test_length_groups_fixed_count_and_layout():
+    """Fewer clips than groups: dummy groups of the shortest clip. Every token reads itself back."""
+    assert length_groups([400, 16, 380, 100, 96, 40], 4) == ((1, 400), (1, 380), (2, 100), (2, 40))
+    assert length_groups([5, 9], 4) == ((1, 9), (1, 5), (1, 5), (1, 5))
+    with pytest.raises(ValueError, match="at least one clip"):
+        length_groups([], 4)
+    lengths = torch.tensor([40, 16, 380, 100, 96, 400])
     zeros = torch.zeros(int(lengths.sum()), dtype=torch.long)
-    read = build_layout(lengths, zeros, zeros, WINDOW, FREQ_PATCHES, needs_local=False)
-    assert [b.token_lengths.tolist() for b in read.clip_batches] == [[400, 380], [100, 96], [40, 16]]
-    covered = torch.cat([b.token_index for b in read.clip_batches]).sort().values
-    assert torch.equal(covered, torch.arange(len(zeros)))  # every token in exactly one batch
-    given = build_layout(lengths, zeros, zeros, WINDOW, FREQ_PATCHES, needs_local=False, max_seqlen=400)
-    assert len(given.clip_batches) == 1 and given.clip_batches[0].token_index is None
+    layout = build_layout(lengths, zeros, zeros, WINDOW, FREQ_PATCHES, needs_local=False)
+    padded = layout.padded_clips
+    assert padded.groups == length_groups(lengths.tolist()) and layout.max_seqlen == 400
+    assert padded.token_lengths.tolist() == [400, 380, 100, 96, 40, 16]  # longest first
+    assert torch.equal(padded.source_index[padded.padded_index], torch.arange(len(zeros)))
+    assert len(padded.source_index) == 400 + 380 + 2 * 100 + 2 * 40
 
 
 def test_varlen_needs_flash_kernels():
