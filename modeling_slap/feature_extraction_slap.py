@@ -35,6 +35,7 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType, logging
 
+from .packed_attention import length_groups
 from .resampling import resample_waveform, validate_sampling_rate
 
 logger = logging.get_logger(__name__)
@@ -328,9 +329,12 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
             return_tensors (`str` or `TensorType`, *optional*, defaults to `"pt"`): `"pt"` for
                 torch tensors, `"np"` for numpy arrays, `None` for Python lists.
             return_max_audio_length (`bool`, *optional*, defaults to `False`): packed output only:
-                also return `max_audio_length`, the longest clip's frame count as a Python int.
-                Passed to `SlapAudioModel`, it spares the encoder every host read of the pack's
-                layout (no device sync; one graph under `torch.compile(dynamic=True)`).
+                also return `max_audio_length`, the longest clip's frame count as a Python int, and
+                `audio_length_groups`, `(clips, longest frame count)` of each group of clips of
+                similar length (`packed_attention.length_groups`), Python ints. Passed to
+                `SlapAudioModel`, they spare the encoder every host read of the pack's layout (no
+                device sync; one graph under `torch.compile(dynamic=True)`), and the groups keep
+                global attention's padding small.
 
         Returns:
             `BatchFeature` with `input_features` and `audio_lengths` (packed) or
@@ -367,7 +371,8 @@ class SlapFeatureExtractor(SequenceFeatureExtractor):
             data = self._unpack(features, audio_lengths)
         data = self._convert(data, return_tensors)
         if packing and return_max_audio_length:
-            data["max_audio_length"] = int(audio_lengths.max())  # a host int, never a tensor
+            data["max_audio_length"] = int(audio_lengths.max())  # host ints, never tensors
+            data["audio_length_groups"] = length_groups(audio_lengths.tolist())
         return BatchFeature(data)
 
     def _packed_log_mel(self, clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

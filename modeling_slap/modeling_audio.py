@@ -5,13 +5,18 @@ padding; attention alternates [local, local, global] (`SlapAudioConfig.is_global
 never crosses clip boundaries (see `packed_attention.py`; the kernels per `attn_implementation`
 are in `attention_backends.py`).
 
-Given `max_audio_length` (the feature extractor returns it with `return_max_audio_length=True`),
-the forward reads no tensor value on the host: the pack layout is derived on the device from
-`audio_lengths`, input validation that needs host values is skipped, and
-`torch.compile(model, fullgraph=True, dynamic=True)` serves packs of any layout with one graph.
+Given `audio_length_groups` and/or `max_audio_length` (the feature extractor and the training
+collator return both with `return_max_audio_length=True`: host ints), the forward reads no tensor
+value on the host: the pack layout is derived on the device from `audio_lengths`, input validation
+that needs host values is skipped, and `torch.compile(model, fullgraph=True, dynamic=True)` serves
+packs of any layout with one graph. The groups also let global attention pad each clip only to
+the longest of its length group, as the host-read default does.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -146,6 +151,23 @@ class SlapAudioModel(SlapPreTrainedModel):
         freq_ids = torch.arange(fp, device=frames.device).repeat(columns)
         return patches, time_ids, freq_ids, clip_columns * fp
 
+    def layout_bounds(
+        self, max_audio_length: int | None = None, audio_length_groups: Sequence[tuple[int, int]] | None = None
+    ) -> dict[str, Any] | None:
+        """The feature extractor's frame bounds as `encode`'s token bounds: `max_seqlen` (bounds every
+        clip) and `clip_groups` (None unless `audio_length_groups` is given); None when neither is
+        given (the layout then reads the lengths on the host)."""
+        if max_audio_length is None and audio_length_groups is None:
+            return None
+        cfg = self.config
+
+        def tokens(frames: int) -> int:
+            return -(-frames // cfg.patch_frames) * cfg.freq_patches
+
+        clip_groups = None if audio_length_groups is None else tuple((n, tokens(w)) for n, w in audio_length_groups)
+        max_seqlen = clip_groups[0][1] if max_audio_length is None else tokens(max_audio_length)
+        return {"max_seqlen": max_seqlen, "clip_groups": clip_groups}
+
     def encode(
         self,
         embeddings: torch.Tensor,
@@ -154,18 +176,21 @@ class SlapAudioModel(SlapPreTrainedModel):
         token_lengths: torch.Tensor,
         output_hidden_states: bool = False,
         max_seqlen: int | None = None,
+        clip_groups: Sequence[tuple[int, int]] | None = None,
     ) -> SlapAudioModelOutput:
         """Run the blocks and the pooling over packed token embeddings `(total_tokens, dim)`.
 
         Tokens need not be every patch (FLAP-style dropping passes the visible ones): positions
-        come from `time_ids`/`freq_ids`, clip boundaries from `token_lengths`. `max_seqlen`, any
-        upper bound on `token_lengths` (e.g. the unmasked clips' longest), spares the one host
-        read of the layout.
+        come from `time_ids`/`freq_ids`, clip boundaries from `token_lengths`. `clip_groups`
+        (`(clips, max tokens)` per length group, see `packed_attention.length_groups`) or
+        `max_seqlen` (any upper bound on `token_lengths`), e.g. of the unmasked clips, spare the
+        one host read of the layout (`layout_bounds` converts the feature extractor's frames).
         """
         cfg = self.config
         needs_local = any(not layer.self_attn.is_global for layer in self.layers)
         layout = build_layout(
-            token_lengths, time_ids, freq_ids, cfg.local_window, cfg.freq_patches, needs_local, max_seqlen
+            token_lengths, time_ids, freq_ids, cfg.local_window, cfg.freq_patches, needs_local, max_seqlen,
+            clip_groups,
         )
         prepare_backend(layout, cfg._attn_implementation, cfg.local_window, needs_local)
         rotary = Rotary2D(time_ids, freq_ids, cfg.hidden_size // cfg.num_attention_heads, cfg.rope_theta)
@@ -191,18 +216,19 @@ class SlapAudioModel(SlapPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         max_audio_length: int | None = None,
+        audio_length_groups: Sequence[tuple[int, int]] | None = None,
         **kwargs,
     ) -> SlapAudioModelOutput | tuple:
         """Encode clips. `bool_masked_pos (total_tokens,)` replaces those patches by the mask token.
 
-        `max_audio_length` (an int >= the longest clip's frame count, from the feature extractor)
-        makes the forward free of host reads; `audio_lengths` are then trusted, not validated.
+        `max_audio_length` (an int >= the longest clip's frame count) or `audio_length_groups`
+        (`(clips, max frames)` per length group), from the feature extractor, make the forward free
+        of host reads; `audio_lengths` are then trusted, not validated.
         """
-        validate = max_audio_length is None
+        bounds = self.layout_bounds(max_audio_length, audio_length_groups)
         patches, time_ids, freq_ids, token_lengths = self.patchify(
-            input_features, audio_lengths, audio_attention_mask, validate
+            input_features, audio_lengths, audio_attention_mask, validate=bounds is None
         )
-        max_seqlen = None if validate else -(-max_audio_length // self.config.patch_frames) * self.config.freq_patches
         embeddings = self.patch_embed(patches.to(self.patch_embed.weight.dtype))
         if bool_masked_pos is not None:
             if self.mask_token is None:
@@ -211,7 +237,7 @@ class SlapAudioModel(SlapPreTrainedModel):
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        output = self.encode(embeddings, time_ids, freq_ids, token_lengths, bool(output_hidden_states), max_seqlen)
+        output = self.encode(embeddings, time_ids, freq_ids, token_lengths, bool(output_hidden_states), **(bounds or {}))
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
 

@@ -15,18 +15,19 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_slap import SlapDecoderConfig
 from .modeling_audio import SlapMLP
-from .packed_attention import attention_function
+from .packed_attention import attention_function, clip_positions, key_padding_mask, pad_pack
 
 
 def pad_packed(
-    packed: torch.Tensor, token_lengths: torch.Tensor
+    packed: torch.Tensor, token_lengths: torch.Tensor, max_tokens: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Packed `(total_tokens, dim)` → padded `(num_clips, max_tokens, dim)` and its bool mask."""
-    num_clips, longest = token_lengths.shape[0], int(token_lengths.max())
-    mask = torch.arange(longest, device=packed.device)[None, :] < token_lengths[:, None]
-    padded = packed.new_zeros(num_clips, longest, packed.shape[-1])
-    padded[mask] = packed
-    return padded, mask
+    """Packed `(total_tokens, dim)` → padded `(num_clips, max_tokens, dim)` and its bool mask.
+    `max_tokens` (a host int >= every clip's tokens) spares the host read of the longest clip."""
+    if max_tokens is None:
+        max_tokens = int(token_lengths.max())
+    clip_ids, positions = clip_positions(token_lengths, packed.shape[0])
+    padded = pad_pack(packed, clip_ids * max_tokens + positions, token_lengths.shape[0], max_tokens)
+    return padded, key_padding_mask(token_lengths, max_tokens)
 
 
 class SlapDecoderAttention(nn.Module):

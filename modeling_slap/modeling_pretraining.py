@@ -15,14 +15,18 @@ masked only when an objective needs it (self-distillation, reconstruction, `mask
 
 No host sync in the masking and the losses: masks are drawn with sizes taken from shapes, and the
 masked tokens are gathered at a row count bounded on the host (`max_masked`, `masked_index`).
-Only `mask_mode="drop"` reads the mask on the host: it shortens the pack by a data-dependent count.
+Given the collator's `max_audio_length` / `audio_length_groups`, the audio passes have none either.
+Only `mask_mode="drop"` reads the mask on the host: it shortens the pack by a data-dependent count
+(the visible tokens), which sizes every tensor of the student's pass.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -260,23 +264,26 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
 
     def _student_tokens(
         self, embeddings: torch.Tensor, time_ids: torch.Tensor, freq_ids: torch.Tensor,
-        token_lengths: torch.Tensor, masked: torch.Tensor,
+        token_lengths: torch.Tensor, masked: torch.Tensor, bounds: dict[str, Any],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Student pass over patch embeddings on the masked view → (dense tokens for every
-        position, pooled (clips, dim))."""
+        position, pooled (clips, dim)). `bounds`: `encode`'s layout bounds of the whole clips (they
+        bound the visible tokens of FLAP's dropping too)."""
         audio = self.audio_model
         if self.config.mask_mode == "replace":
             embeddings = torch.where(masked[:, None], audio.mask_token.to(embeddings.dtype), embeddings)
-            out = audio.encode(embeddings, time_ids, freq_ids, token_lengths)
+            out = audio.encode(embeddings, time_ids, freq_ids, token_lengths, **bounds)
             return out.last_hidden_state, out.pooler_output
         visible = ~masked
         clip_ids = torch.repeat_interleave(torch.arange(len(token_lengths), device=embeddings.device), token_lengths)
         visible_lengths = torch.bincount(clip_ids[visible], minlength=len(token_lengths))
-        out = audio.encode(embeddings[visible], time_ids[visible], freq_ids[visible], visible_lengths)
+        out = audio.encode(embeddings[visible], time_ids[visible], freq_ids[visible], visible_lengths, **bounds)
         full = audio.mask_token.to(out.last_hidden_state.dtype).expand(len(masked), -1).clone()
         full[visible] = out.last_hidden_state
         cfg = audio.config
-        layout = build_layout(token_lengths, time_ids, freq_ids, cfg.local_window, cfg.freq_patches, needs_local=False)
+        layout = build_layout(
+            token_lengths, time_ids, freq_ids, cfg.local_window, cfg.freq_patches, needs_local=False, **bounds
+        )
         rotary = Rotary2D(time_ids, freq_ids, cfg.hidden_size // cfg.num_attention_heads, cfg.rope_theta)
         return self.mask_predictor(full, rotary, layout), out.pooler_output
 
@@ -291,15 +298,21 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         caption_labels: torch.Tensor | None = None,
         bool_masked_pos: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        max_audio_length: int | None = None,
+        audio_length_groups: Sequence[tuple[int, int]] | None = None,
         **kwargs,
     ) -> SlapForPreTrainingOutput | tuple:
         """The weighted total loss and each component. `bool_masked_pos (total_tokens,)` fixes the
         student's masked patches (e.g. for a reproducible evaluation); by default `choose_masked` draws
-        them from torch's RNG when an objective needs masking."""
+        them from torch's RNG when an objective needs masking. `max_audio_length` /
+        `audio_length_groups` (host ints from the feature extractor or `SlapCollator`) spare every
+        audio pass its host reads (see `SlapAudioModel.forward`)."""
         config = self.config
+        bounds = self.audio_model.layout_bounds(max_audio_length, audio_length_groups)
         patches, time_ids, freq_ids, token_lengths = self.audio_model.patchify(
-            input_features, audio_lengths, audio_attention_mask
+            input_features, audio_lengths, audio_attention_mask, validate=bounds is None
         )
+        bounds = bounds or {}
         patches = patches.to(self.audio_model.patch_embed.weight.dtype)
         masking = self.uses_masking()
         masked_rows = time_ids.shape[0]  # host-side bound of the masked tokens (see `masked_index`)
@@ -311,10 +324,10 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         else:
             masked = torch.zeros_like(time_ids, dtype=torch.bool)
         embeddings = self.audio_model.patch_embed(patches)
-        dense, pooled = self._student_tokens(embeddings, time_ids, freq_ids, token_lengths, masked)
+        dense, pooled = self._student_tokens(embeddings, time_ids, freq_ids, token_lengths, masked, bounds)
         view_dense, view_pooled = dense, pooled  # what the contrastive, captioning and BYOL losses see
         if config.unmasked_student_pass and masking and config.mask_ratio > 0:
-            unmasked = self.audio_model.encode(embeddings, time_ids, freq_ids, token_lengths)
+            unmasked = self.audio_model.encode(embeddings, time_ids, freq_ids, token_lengths, **bounds)
             view_dense, view_pooled = unmasked.last_hidden_state, unmasked.pooler_output
 
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
@@ -333,7 +346,7 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         if needs_teacher:
             with torch.no_grad():
                 teacher = self.teacher_audio_model.encode(
-                    self.teacher_audio_model.patch_embed(patches), time_ids, freq_ids, token_lengths
+                    self.teacher_audio_model.patch_embed(patches), time_ids, freq_ids, token_lengths, **bounds
                 )
         if config.self_supervised_weight or config.reconstruction_weight:
             index, valid = masked_index(masked, masked_rows)  # the masked tokens' rows
@@ -350,7 +363,7 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
         if config.captioning_weight:
             if caption_labels is None:
                 raise ValueError("captioning_weight > 0 needs caption_labels (caption ids, -100 at padding)")
-            memory, memory_mask = pad_packed(view_dense, token_lengths)
+            memory, memory_mask = pad_packed(view_dense, token_lengths, bounds.get("max_seqlen"))
             logits = self.caption_decoder(input_ids, memory, memory_mask).logits
             terms["captioning_loss"] = captioning_loss(logits, caption_labels)
         if config.reconstruction_weight:

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,12 +43,16 @@ class SlapTowersMixin:
         audio_attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        max_audio_length: int | None = None,
+        audio_length_groups: Sequence[tuple[int, int]] | None = None,
         **kwargs,
     ) -> SlapEmbeddingOutput | tuple:
-        """Embed clips; `pooler_output` is the L2-normalised projected embedding `(num_clips, projection_dim)`."""
+        """Embed clips; `pooler_output` is the L2-normalised projected embedding `(num_clips, projection_dim)`.
+        `max_audio_length` / `audio_length_groups` (the feature extractor's host ints) spare the
+        encoder its host reads (see `SlapAudioModel.forward`)."""
         audio = self.audio_model(
             input_features, audio_lengths, audio_attention_mask, output_hidden_states=output_hidden_states,
-            return_dict=True,
+            return_dict=True, max_audio_length=max_audio_length, audio_length_groups=audio_length_groups,
         )
         return self._embedding_output(audio, self.audio_projection, return_dict)
 
@@ -117,6 +123,8 @@ class SlapModel(SlapTowersMixin, SlapPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        max_audio_length: int | None = None,
+        audio_length_groups: Sequence[tuple[int, int]] | None = None,
         **kwargs,
     ) -> SlapOutput | tuple:
         """Score every caption against every clip. `output_hidden_states` fills the towers' outputs
@@ -129,7 +137,7 @@ class SlapModel(SlapTowersMixin, SlapPreTrainedModel):
         )
         audio = self.audio_model(
             input_features, audio_lengths, audio_attention_mask, output_hidden_states=output_hidden_states,
-            return_dict=True,
+            return_dict=True, max_audio_length=max_audio_length, audio_length_groups=audio_length_groups,
         )
         text_embeds = F.normalize(self.text_projection(text.pooler_output), dim=-1)
         audio_embeds = F.normalize(self.audio_projection(audio.pooler_output), dim=-1)
@@ -190,12 +198,16 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         input_features: torch.Tensor,
         audio_lengths: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        max_audio_length: int | None = None,
+        audio_length_groups: Sequence[tuple[int, int]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense audio tokens, padded per clip: `(num_clips, max_tokens, dim)` and their mask."""
         audio: SlapAudioModelOutput = self.audio_model(
-            input_features, audio_lengths, audio_attention_mask, return_dict=True
+            input_features, audio_lengths, audio_attention_mask, return_dict=True,
+            max_audio_length=max_audio_length, audio_length_groups=audio_length_groups,
         )
-        return pad_packed(audio.last_hidden_state, audio.token_lengths)
+        bounds = self.audio_model.layout_bounds(max_audio_length, audio_length_groups)
+        return pad_packed(audio.last_hidden_state, audio.token_lengths, bounds and bounds["max_seqlen"])
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")  # transformers' name before 5.x
     def forward(
@@ -212,6 +224,8 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         logits_to_keep: int = 0,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        max_audio_length: int | None = None,
+        audio_length_groups: Sequence[tuple[int, int]] | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast | tuple:
         """Next-token logits of the captions `input_ids (batch, seq)` given the audio; with `labels`,
@@ -222,7 +236,7 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
             if input_features is None:
                 raise ValueError("pass input_features (audio) or encoder_hidden_states")
             encoder_hidden_states, encoder_attention_mask = self.encode_audio(
-                input_features, audio_lengths, audio_attention_mask
+                input_features, audio_lengths, audio_attention_mask, max_audio_length, audio_length_groups
             )
         if labels is not None and logits_to_keep:
             raise ValueError("labels need the logits of every position: leave logits_to_keep at 0")
@@ -266,6 +280,8 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         audio_attention_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
+        max_audio_length: int | None = None,
+        audio_length_groups: Sequence[tuple[int, int]] | None = None,
         **kwargs,
     ) -> torch.LongTensor:
         """Caption clips: from their features, or from audio tokens already encoded by `encode_audio`
@@ -275,7 +291,7 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
             if input_features is None:
                 raise ValueError("generate needs input_features (audio) or encoder_hidden_states")
             encoder_hidden_states, encoder_attention_mask = self.encode_audio(
-                input_features, audio_lengths, audio_attention_mask
+                input_features, audio_lengths, audio_attention_mask, max_audio_length, audio_length_groups
             )
         elif encoder_attention_mask is None:
             raise ValueError("encoder_hidden_states need their encoder_attention_mask (from encode_audio)")
@@ -313,13 +329,15 @@ class SlapForAudioClassification(SlapPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        max_audio_length: int | None = None,
+        audio_length_groups: Sequence[tuple[int, int]] | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
         """Class logits `(num_clips, num_labels)`; with `labels`, the loss (cross-entropy, or binary
         cross-entropy for `problem_type="multi_label_classification"`)."""
         audio = self.audio_model(
             input_features, audio_lengths, audio_attention_mask, output_hidden_states=output_hidden_states,
-            return_dict=True,
+            return_dict=True, max_audio_length=max_audio_length, audio_length_groups=audio_length_groups,
         )
         logits = self.classifier(audio.pooler_output)
         loss = None

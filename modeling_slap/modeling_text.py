@@ -100,10 +100,8 @@ class SlapTextModel(SlapPreTrainedModel):
         elif config.text_pooling == "mean":
             weights = mask.to(hidden.dtype)[..., None]
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-        else:  # the audio tower's pooling, over the unpadded tokens of each caption
-            batch, seq = mask.shape
-            caption_ids = torch.arange(batch, device=mask.device)[:, None].expand(batch, seq)[mask]
-            pooled = self.attention_pooling(hidden[mask], caption_ids, batch)
+        else:  # the audio tower's pooling, over the real tokens of each caption (no host read)
+            pooled = self.attention_pooling.forward_padded(hidden, mask)
         result = BaseModelOutputWithPooling(
             last_hidden_state=hidden, pooler_output=pooled, hidden_states=output.hidden_states,
             attentions=output.attentions,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -119,7 +120,7 @@ def length_groups(lengths: Sequence[int], num_groups: int = NUM_LENGTH_GROUPS) -
     for split in reversed(splits):
         bounds.append(int(split[bounds[-1]]))
     bounds = [0, *reversed(bounds)]
-    groups = [(stop - start, ordered[start]) for start, stop in zip(bounds, bounds[1:])]
+    groups = [(stop - start, ordered[start]) for start, stop in pairwise(bounds)]
     return tuple(groups + [(1, ordered[-1])] * (num_groups - count))
 
 
@@ -308,7 +309,7 @@ def global_attention(
     counts = [clips for clips, _ in padded.groups]
     q, k, v = (t[padded.source_index].split(rows) for t in (query, key, value))  # (rows, heads, head_dim) each
     outs = []
-    for (clips, width), *qkv, lengths in zip(padded.groups, q, k, v, padded.token_lengths.split(counts)):
+    for (clips, width), *qkv, lengths in zip(padded.groups, q, k, v, padded.token_lengths.split(counts), strict=True):
         q_g, k_g, v_g = (t.view(clips, width, heads, head_dim).transpose(1, 2) for t in qkv)
         out = attend(q_g, k_g, v_g, attn_mask=key_padding_mask(lengths, width)[:, None, None, :])
         outs.append(out.transpose(1, 2).reshape(clips * width, heads, head_dim))
@@ -367,12 +368,27 @@ class SlapAttentionPooling(nn.Module):
             max_seqlen = int(token_lengths.max())
         _, positions = clip_positions(token_lengths, total)
         padded_index = clip_ids * max_seqlen + positions
-        shape = (total, self.num_heads, self.head_dim)
+        scores, value = self._scores_and_values(hidden)
+        scores = pad_pack(scores, padded_index, num_clips, max_seqlen, fill=-torch.inf)
+        values = pad_pack(value, padded_index, num_clips, max_seqlen)  # (clips, max_seqlen, heads, head_dim)
+        return self._pool(scores, values, hidden.dtype)
+
+    def forward_padded(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The same pooling of padded sequences: `hidden` (batch, seq, dim), `mask` (batch, seq), True
+        at real tokens (anywhere in the row) → (batch, dim). No host read."""
+        scores, values = self._scores_and_values(hidden)  # (batch, seq, heads), (batch, seq, heads, head_dim)
+        return self._pool(scores.masked_fill(~mask.bool()[..., None], -torch.inf), values, hidden.dtype)
+
+    def _scores_and_values(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """fp32 scores `(..., heads)` of the learned query against each token, and values `(..., heads, head_dim)`."""
+        shape = (*hidden.shape[:-1], self.num_heads, self.head_dim)
         key = self.k_proj(hidden).view(shape).float()
         value = self.v_proj(hidden).view(shape).float()
-        scores = (key * self.query.float()).sum(-1) * self.head_dim**-0.5  # (total_tokens, heads) fp32
-        scores = pad_pack(scores, padded_index, num_clips, max_seqlen, fill=-torch.inf)
-        weights = scores.softmax(1)  # (clips, max_seqlen, heads), fp32 statistics
-        values = pad_pack(value, padded_index, num_clips, max_seqlen)  # (clips, max_seqlen, heads, head_dim)
-        pooled = torch.einsum("cth,cthd->chd", weights, values)  # fp32 sums
-        return self.o_proj(pooled.reshape(num_clips, -1).to(hidden.dtype))
+        return (key * self.query.float()).sum(-1) * self.head_dim**-0.5, value
+
+    def _pool(self, scores: torch.Tensor, values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Padded `scores (clips, seq, heads)` (-inf at padding) and `values (clips, seq, heads, head_dim)`
+        → `(clips, dim)`: softmax statistics and weighted sums in fp32."""
+        weights = scores.softmax(1)
+        pooled = torch.einsum("cth,cthd->chd", weights, values)
+        return self.o_proj(pooled.reshape(pooled.shape[0], -1).to(dtype))
