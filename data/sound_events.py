@@ -78,6 +78,8 @@ def _place(n: int, onsets: list[float], sound: np.ndarray) -> np.ndarray:
     out = np.zeros(n)
     for onset in onsets:
         start = int(round(onset * SAMPLING_RATE))
+        if start >= n:  # a jittered last beat can land past the end
+            continue
         stop = min(n, start + len(sound))
         out[start:stop] += sound[: stop - start]
     return out

@@ -314,3 +314,11 @@ def test_audiofolder_round_trip_is_exact(tmp_path, subtype):
             assert row["caption"] == clip["captions"][0] and row["label"] == clip["label"]
             assert row["sampling_rate"] == 16000 and np.array_equal(row["audio"], clip["audio"])
             assert soundfile.info(str(folders[split] / row["file_name"])).subtype == subtype
+
+
+def test_short_clips_render_when_a_beat_lands_past_the_end():
+    """Jittered rhythmic clicks may put the last onset past a short clip's end (it crashed once)."""
+    from slap_audio.data.sound_events import SAMPLING_RATE, _place
+
+    placed = _place(100, [0.0, 99 / SAMPLING_RATE, 150 / SAMPLING_RATE], np.ones(5))
+    assert placed.tolist() == [1.0] * 5 + [0.0] * 94 + [1.0]
