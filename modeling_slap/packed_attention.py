@@ -90,38 +90,43 @@ class LocalBlocks:
 
 
 # Clips padded for the global kernel come in this many groups of similar length, each padded to its
-# longest clip: a fixed count, so a compiled encoder keeps one graph whatever the pack.
+# longest clip: a fixed count, so a compiled encoder keeps one graph whatever the pack ...
 NUM_LENGTH_GROUPS = 4
+# ... and each group pads at least two clips: `torch.compile(dynamic=True)` specialises a size that
+# is 1 when first seen (a graph per pattern of lone clips), never one that is 2 or more.
+MIN_GROUP_CLIPS = 2
 
 
 def length_groups(lengths: Sequence[int], num_groups: int = NUM_LENGTH_GROUPS) -> tuple[tuple[int, int], ...]:
     """`(clips, longest)` per group when clips of `lengths` (host ints), longest first, are cut into
-    `num_groups` runs at the least padded global-attention cost, `sum(clips * longest²)`.
+    `num_groups` runs of at least `MIN_GROUP_CLIPS` at the least padded global-attention cost,
+    `sum(clips * longest²)`.
 
-    Always `num_groups` groups, so the structure does not depend on the pack: with fewer clips than
-    groups, each extra group holds one copy of the shortest clip (a dummy whose output is never
-    read). The encoder sorts the clips the same way on the device; `longest` only has to bound the
+    The structure does not depend on the pack: with fewer than `num_groups * MIN_GROUP_CLIPS`
+    clips, copies of the shortest clip fill the last groups (dummies whose output is never read).
+    The encoder sorts the clips the same way on the device; `longest` only has to bound the
     group's clips from above, so bounds computed before FLAP-style token dropping stay valid.
     """
     if not lengths:
         raise ValueError("a pack needs at least one clip")
     ordered = sorted((int(length) for length in lengths), reverse=True)
-    n, count = len(ordered), min(num_groups, len(ordered))
+    ordered += ordered[-1:] * (num_groups * MIN_GROUP_CLIPS - len(ordered))  # dummies, if any
+    n = len(ordered)
     squares = F.pad(torch.tensor(ordered, dtype=torch.float64).square(), (0, 1))
     index = torch.arange(n + 1)
+    size = index[None, :] - index[:, None]
     group_cost = torch.where(  # (start, stop): clips start..stop-1 padded to clip `start`'s length
-        index[:, None] < index[None, :], (index[None, :] - index[:, None]) * squares[:, None], torch.inf
+        size >= MIN_GROUP_CLIPS, size * squares[:, None], torch.inf
     )
     best, splits = group_cost[0], []  # best[j]: least cost of the first j clips in the groups so far
-    for _ in range(count - 1):
+    for _ in range(num_groups - 1):
         best, split = (best[:, None] + group_cost).min(0)
         splits.append(split)
     bounds = [n]
     for split in reversed(splits):
         bounds.append(int(split[bounds[-1]]))
     bounds = [0, *reversed(bounds)]
-    groups = [(stop - start, ordered[start]) for start, stop in pairwise(bounds)]
-    return tuple(groups + [(1, ordered[-1])] * (num_groups - count))
+    return tuple((stop - start, ordered[start]) for start, stop in pairwise(bounds))
 
 
 @dataclass
@@ -207,25 +212,26 @@ def _padded_clips(
     token_lengths: torch.Tensor, cu_seqlens: torch.Tensor, clip_ids: torch.Tensor, positions: torch.Tensor,
     groups: tuple[tuple[int, int], ...],
 ) -> PaddedClips:
-    """Clips sorted longest first (pack order for one group) and cut into `groups`, on the device."""
-    num_clips = token_lengths.shape[0]
-    slots = torch.arange(num_clips, device=token_lengths.device)
-    order = rank = slots  # the clip in each slot, the slot of each clip
-    if len(groups) > 1:
-        order = torch.sort(token_lengths, descending=True, stable=True).indices
-        rank = torch.empty_like(order).scatter_(0, order, slots)
+    """Clips cut into `groups` on the device: in pack order for one group, else sorted longest first."""
     starts = cu_seqlens[:-1].long()
-    sources, slot_rows, slot_lengths = [], [], []
-    first_slot = first_row = 0
-    for clips, width in groups:
-        slot = torch.arange(first_slot, first_slot + clips, device=order.device)
-        group_clips = order[slot.clamp(max=num_clips - 1)]  # slots past the last clip: dummies
-        slot_lengths.append(token_lengths[group_clips])
-        sources.append(_source_index(starts[group_clips], slot_lengths[-1], width))
-        slot_rows.append(first_row + (slot - first_slot) * width)
-        first_slot, first_row = first_slot + clips, first_row + clips * width
+    if len(groups) == 1:
+        width = groups[0][1]
+        return PaddedClips(groups, _source_index(starts, token_lengths, width), clip_ids * width + positions, token_lengths)
+    num_clips = token_lengths.shape[0]
+    order = torch.sort(token_lengths, descending=True, stable=True).indices  # the clip in each slot
+    rank = torch.empty_like(order).scatter_(0, order, torch.arange(num_clips, device=order.device))  # its slot
+    counts = [clips for clips, _ in groups]
+    slot_clips = order[torch.arange(sum(counts), device=order.device).clamp(max=num_clips - 1)]  # then dummies
+    slot_lengths = token_lengths[slot_clips]
+    sources, slot_rows, first_row = [], [], 0
+    for (clips, width), group_starts, group_lengths in zip(
+        groups, starts[slot_clips].split(counts), slot_lengths.split(counts), strict=True
+    ):
+        sources.append(_source_index(group_starts, group_lengths, width))
+        slot_rows.append(first_row + torch.arange(clips, device=order.device) * width)
+        first_row = first_row + clips * width
     padded_index = torch.cat(slot_rows)[rank[clip_ids]] + positions
-    return PaddedClips(groups, torch.cat(sources), padded_index, torch.cat(slot_lengths))
+    return PaddedClips(groups, torch.cat(sources), padded_index, slot_lengths)
 
 
 def _source_index(starts: torch.Tensor, token_lengths: torch.Tensor, width: int) -> torch.Tensor:

@@ -74,46 +74,49 @@ def test_backend_equals_per_clip_reference(implementation, is_global, dropped, m
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
-def _partitions(ordered: list[int], parts: int):
-    """Every cut of `ordered` into `parts` non-empty runs."""
+def _partitions(ordered: list[int], parts: int, least: int):
+    """Every cut of `ordered` into `parts` runs of at least `least` items."""
     if parts == 1:
-        yield [ordered]
+        if len(ordered) >= least:
+            yield [ordered]
         return
-    for cut in range(1, len(ordered) - parts + 2):
-        for rest in _partitions(ordered[cut:], parts - 1):
+    for cut in range(least, len(ordered) + 1):
+        for rest in _partitions(ordered[cut:], parts - 1, least):
             yield [ordered[:cut], *rest]
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_length_groups_cost_least_padding(seed):
-    """The groups are the cheapest cut of the sorted lengths (brute force over every cut)."""
+    """The groups are the cheapest cut of the sorted lengths into runs of two clips or more (brute
+    force over every cut); each width is its run's longest clip."""
     generator = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(4, 800, (9,), generator=generator).tolist()
+    lengths = torch.randint(4, 800, (11,), generator=generator).tolist()
     groups = length_groups(lengths, 4)
     ordered = sorted(lengths, reverse=True)
-    best = min(sum(len(run) * run[0] ** 2 for run in cut) for cut in _partitions(ordered, 4))
+    best = min(sum(len(run) * run[0] ** 2 for run in cut) for cut in _partitions(ordered, 4, 2))
     assert sum(n * w**2 for n, w in groups) == best
-    assert sum(n for n, _ in groups) == len(lengths)
+    assert sum(n for n, _ in groups) == len(lengths) and min(n for n, _ in groups) >= 2
     start = 0
-    for n, width in groups:  # each width is its run's longest clip
+    for n, width in groups:
         assert width == ordered[start] and all(length <= width for length in ordered[start : start + n])
         start += n
 
 
 def test_length_groups_fixed_count_and_layout():
-    """Fewer clips than groups: dummy groups of the shortest clip. Every token reads itself back."""
-    assert length_groups([400, 16, 380, 100, 96, 40], 4) == ((1, 400), (1, 380), (2, 100), (2, 40))
-    assert length_groups([5, 9], 4) == ((1, 9), (1, 5), (1, 5), (1, 5))
+    """Few clips: copies of the shortest clip fill the groups. Every token reads itself back."""
+    assert length_groups([400, 16, 380, 100, 96, 40, 38, 36, 30], 4) == ((2, 400), (2, 100), (3, 40), (2, 30))
+    assert length_groups([5, 9], 4) == ((2, 9), (2, 5), (2, 5), (2, 5))
     with pytest.raises(ValueError, match="at least one clip"):
         length_groups([], 4)
     lengths = torch.tensor([40, 16, 380, 100, 96, 400])
     zeros = torch.zeros(int(lengths.sum()), dtype=torch.long)
     layout = build_layout(lengths, zeros, zeros, WINDOW, FREQ_PATCHES, needs_local=False)
     padded = layout.padded_clips
-    assert padded.groups == length_groups(lengths.tolist()) and layout.max_seqlen == 400
-    assert padded.token_lengths.tolist() == [400, 380, 100, 96, 40, 16]  # longest first
+    assert padded.groups == length_groups(lengths.tolist()) == ((2, 400), (2, 100), (2, 40), (2, 16))
+    assert layout.max_seqlen == 400
+    assert padded.token_lengths.tolist() == [400, 380, 100, 96, 40, 16, 16, 16]  # longest first, a dummy 16
     assert torch.equal(padded.source_index[padded.padded_index], torch.arange(len(zeros)))
-    assert len(padded.source_index) == 400 + 380 + 2 * 100 + 2 * 40
+    assert len(padded.source_index) == 2 * (400 + 100 + 40 + 16)
 
 
 def test_varlen_needs_flash_kernels():

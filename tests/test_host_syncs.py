@@ -1,9 +1,10 @@
 """No host sync in the training step's masking, losses and trainer bookkeeping.
 
 A sync on a GPU is a read of device data on the host; on this CPU `HostSyncs` (tests/host_syncs.py)
-recognises the operations that would do it and the source line that called them. The audio encoder
-and the text tower are checked elsewhere (their own files); here: `modeling_pretraining.py`,
-`losses.py` and `training/trainer.py`.
+recognises the operations that would do it and the source line that called them: in
+`modeling_pretraining.py`, `losses.py` and `training/trainer.py`, and, given the pack layout the
+collator computes on the CPU (`max_audio_length`, `audio_length_groups`), in the audio encoder, the
+text tower and the caption decoder too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from slap_audio.training.collator import SlapCollator
 from slap_audio.training.trainer import SlapTrainer
 
 OBJECTIVE_FILES = ("modeling_slap/modeling_pretraining.py", "modeling_slap/losses.py")
+TOWER_FILES = (
+    "modeling_slap/modeling_audio.py", "modeling_slap/packed_attention.py", "modeling_slap/attention_backends.py",
+    "modeling_slap/modeling_text.py", "modeling_slap/modeling_decoder.py", "modeling_slap/modeling_slap.py",
+)
 LENGTHS = torch.tensor([32, 16, 48, 80])
 
 
@@ -59,6 +64,69 @@ def test_pretraining_forward_and_backward_read_nothing_on_the_host(overrides):
     for name in ("self_supervised_loss", "reconstruction_loss"):  # the masked tokens really took part
         if output.get(name) is not None:
             assert output[name] > 0
+
+
+def _collated(processor, num_clips: int = 5) -> dict:
+    collator = SlapCollator(processor, crop_seconds=4.0, seed=0)
+    batch = collator([load_audio_text_dataset("builtin:train", num_clips=num_clips, seed=0)[i] for i in range(num_clips)])
+    assert isinstance(batch["max_audio_length"], int) and len(batch["audio_length_groups"]) == 4
+    return batch
+
+
+@pytest.mark.parametrize("overrides", [
+    {},  # contrast, masked self-distillation, captioning
+    {"mask_type": "time_block", "reconstruction_weight": 1.0, "unmasked_student_pass": True},
+    {"contrastive_type": "sigmoid", "byol_weight": 1.0},
+])
+def test_pretraining_step_on_collator_output_reads_nothing_on_the_host(processor, overrides):
+    """Student, teacher and unmasked passes of the encoder, the text tower and the caption decoder:
+    with the collator's layout ints no file of the model reads a tensor on the host, in the forward
+    or the backward; the loss equals the one of the layout read on the host."""
+    torch.manual_seed(0)
+    model = SlapForPreTraining(SlapConfig.from_size("micro", **overrides)).train()
+    batch = _collated(processor)
+    with HostSyncs((*OBJECTIVE_FILES, *TOWER_FILES)) as syncs:
+        torch.manual_seed(1)
+        output = model(**batch)
+        output.loss.backward()
+    assert syncs.found == []
+    read = {k: v for k, v in batch.items() if k not in ("max_audio_length", "audio_length_groups")}
+    torch.manual_seed(1)
+    torch.testing.assert_close(model(**read).loss, output.loss, atol=1e-5, rtol=1e-5)
+
+
+def test_flap_dropping_reads_the_mask_only_to_shorten_the_pack(processor):
+    """`mask_mode="drop"` keeps its data-dependent pack size (the visible tokens) in `_student_tokens`;
+    the encoder itself still reads nothing."""
+    torch.manual_seed(0)
+    model = SlapForPreTraining(SlapConfig.from_size("micro", mask_mode="drop")).train()
+    with HostSyncs((*OBJECTIVE_FILES, *TOWER_FILES)) as syncs:
+        model(**_collated(processor)).loss.backward()
+    assert syncs.found and all(" in _student_tokens: " in line for line in syncs.found), syncs.found
+
+
+def test_embedding_and_captioning_with_feature_extractor_layout_read_nothing(processor):
+    """`SlapModel` (both towers, `get_audio_features`) and `SlapForConditionalGeneration` given the
+    feature extractor's `return_max_audio_length=True` output, equal to the host-read layout."""
+    from slap_audio.modeling_slap import SlapForConditionalGeneration, SlapModel
+
+    torch.manual_seed(0)
+    config = SlapConfig.from_size("micro")
+    generator = torch.Generator().manual_seed(0)
+    waves = [torch.randn(int(seconds * 16000), generator=generator).numpy() for seconds in (0.4, 2.3, 1.1, 0.2, 3.0)]
+    features = processor.feature_extractor(waves, sampling_rate=16000, return_max_audio_length=True)
+    text = processor.tokenizer(["a"] * 2 + ["a low hum then clicks"] * 3, padding=True, return_tensors="pt")
+    plain = {k: features[k] for k in ("input_features", "audio_lengths")}
+    model, captioner = SlapModel(config).eval(), SlapForConditionalGeneration(config).eval()
+    with torch.no_grad(), HostSyncs(TOWER_FILES) as syncs:
+        logits = model(**text, **features).logits_per_audio
+        embeds = model.get_audio_features(**features).pooler_output
+        caption_logits = captioner(text["input_ids"], **features).logits
+    assert syncs.found == []
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(**text, **plain).logits_per_audio, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(embeds, model.get_audio_features(**plain).pooler_output, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(caption_logits, captioner(text["input_ids"], **plain).logits, atol=1e-5, rtol=1e-5)
 
 
 def test_masked_losses_equal_boolean_indexing():

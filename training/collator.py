@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from slap_audio.data.examples import NO_TEXT, CropWindow, SkipStats, samples_axis
+from slap_audio.modeling_slap.packed_attention import length_groups
 from slap_audio.training.batching import seconds_for_tokens
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,10 @@ class SlapCollator:
 
     Returns (from `__call__`): `input_features` `(total_frames, 64)` packed, `audio_lengths` `(B,)`,
     `input_ids` / `attention_mask` `(B, L)`, `caption_labels` `(B, L)` (= `input_ids`, -100 at
-    padding). A batch whose examples are all broken has `B = 0`; the training loop must skip it
-    (`SlapTrainer` does).
+    padding), and the pack's layout as host ints computed here on the CPU: `max_audio_length` and
+    `audio_length_groups` (see `SlapFeatureExtractor`), so the model's audio passes never read a
+    tensor on the host. A batch whose examples are all broken has `B = 0` (and no layout ints); the
+    training loop must skip it (`SlapTrainer` does).
     """
 
     def __init__(self, processor, max_tokens: int | None = None, crop_seconds: float | None = 30.0, seed: int = 0,
@@ -200,6 +203,10 @@ class SlapCollator:
             "attention_mask": attention_mask,  # (B, L)
             "caption_labels": input_ids.masked_fill(attention_mask == 0, -100),  # (B, L)
         }
+        if kept:  # host ints: the encoder's layout without a device read (`SlapAudioModel.forward`)
+            lengths = audio_lengths.tolist()
+            batch["max_audio_length"] = max(lengths)
+            batch["audio_length_groups"] = length_groups(lengths)
         if self.return_metadata:
             batch["clip_ids"] = [str(e["clip_id"]) for e in kept]
             batch["skipped"] = skipped
