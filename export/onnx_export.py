@@ -60,10 +60,9 @@ class SlapAudioEncoderForExport(nn.Module):
         max_audio_length = audio_lengths.max().item()
         torch._check(max_audio_length >= self.model.config.audio_config.patch_frames)  # a clip has a patch or more
         torch._check(max_audio_length <= input_features.shape[0])
-        audio = self.model.audio_model(
+        return self.model.get_audio_features(
             input_features, audio_lengths, max_audio_length=max_audio_length, return_dict=True
-        )
-        return self.model._embedding_output(audio, self.model.audio_projection, return_dict=True).pooler_output
+        ).pooler_output
 
 
 class SlapTextEncoderForExport(nn.Module):
