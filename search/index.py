@@ -393,15 +393,18 @@ def _read(path: Path, embeddings: bool = True) -> tuple[dict, np.ndarray | None]
 
 
 def _write(path: Path, manifest: dict, embeddings: np.ndarray) -> None:
-    """The embeddings under a name of their content, then the manifest that names them (written to
-    a temporary file and renamed), then the previous embeddings are removed: an interrupted
-    update leaves the previous index whole."""
+    """The embeddings under a name of their content, then the manifest that names them, each
+    written to a temporary file and renamed, then the previous embeddings are removed: an
+    interrupted update leaves the previous index whole (an unchanged update rewrites the very file
+    the manifest names)."""
     path.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(embeddings.tobytes()).hexdigest()[:16]
     manifest["embeddings"] = f"{EMBEDDINGS_STEM}-{digest}.npy"
-    np.save(path / manifest["embeddings"], embeddings)
+    with open(path / (manifest["embeddings"] + ".tmp"), "wb") as handle:
+        np.save(handle, embeddings)
+    os.replace(path / (manifest["embeddings"] + ".tmp"), path / manifest["embeddings"])
     (path / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(path / (MANIFEST + ".tmp"), path / MANIFEST)
-    for stale in path.glob(f"{EMBEDDINGS_STEM}-*.npy"):
+    for stale in path.glob(f"{EMBEDDINGS_STEM}-*"):  # older embeddings, an interrupted write's .tmp
         if stale.name != manifest["embeddings"]:
             stale.unlink()

@@ -219,6 +219,31 @@ def test_reindex_embeds_only_changed_files_and_equals_a_full_build(library, tmp_
         assert [h.path for h in reloaded.query_text(text)] == [h.path for h in full.query_text(text)]
 
 
+def test_an_interrupted_update_leaves_the_index_whole(library, tmp_path, micro_model, processor, monkeypatch):
+    """An update of an unchanged library writes the very embeddings file the manifest names: a
+    write cut short (Ctrl-C, a full disk) must leave the index as it was."""
+    root, _ = library
+    out = tmp_path / "index"
+    built = SearchIndex.build(root, micro_model, out, processor=processor)
+
+    def interrupted_save(file, array, *args, **kwargs):
+        handle = open(file, "wb") if isinstance(file, (str, os.PathLike)) else file  # noqa: SIM115
+        handle.write(b"\x93NUMPY")  # the start of a header, then the interruption
+        if handle is not file:
+            handle.close()
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(np, "save", interrupted_save)
+        with pytest.raises(KeyboardInterrupt):
+            SearchIndex.build(root, micro_model, out, processor=processor)
+    reloaded = SearchIndex.load(out, micro_model, processor=processor)
+    assert reloaded.files == built.files
+    np.testing.assert_array_equal(reloaded.embeddings, built.embeddings)
+    SearchIndex.build(root, micro_model, out, processor=processor)  # the next update cleans up
+    assert sorted(f.name for f in out.iterdir()) == sorted(["manifest.json", built.manifest["embeddings"]])
+
+
 def test_another_model_is_refused_or_rebuilds(library, tmp_path, micro_model, micro_config, processor):
     root, indexed = library
     out = tmp_path / "index"
