@@ -23,6 +23,7 @@ from slap_audio.data.sources import (
     load_audio_text_dataset,
 )
 from slap_audio.modeling_slap import SlapFeatureExtractor
+from slap_audio.modeling_slap.packed_attention import length_groups
 from slap_audio.training.batching import (
     TokenBudgetBatchSampler,
     TokenBudgetStream,
@@ -414,8 +415,12 @@ def test_collator_text_outputs_and_token_cap(processor):
     examples[1]["captions"] = ["one two three four five six seven eight nine ten eleven twelve thirteen"]
     collator = SlapCollator(processor, max_tokens=400, crop_seconds=30.0, caption_max_length=8)
     batch = collator(examples)
-    assert set(batch) == {"input_features", "audio_lengths", "input_ids", "attention_mask", "caption_labels"}
-    assert all(isinstance(v, torch.Tensor) for v in batch.values())
+    tensors = {"input_features", "audio_lengths", "input_ids", "attention_mask", "caption_labels"}
+    assert set(batch) == tensors | {"max_audio_length", "audio_length_groups"}
+    assert all(isinstance(batch[k], torch.Tensor) for k in tensors)
+    # the pack's layout as host ints (the encoder then reads nothing on the host)
+    assert batch["max_audio_length"] == int(batch["audio_lengths"].max())
+    assert batch["audio_length_groups"] == length_groups(batch["audio_lengths"].tolist())
     assert batch["audio_lengths"][0] // 16 * 4 <= 400  # the 40 s clip cut to the token budget
     assert batch["input_ids"].shape[1] == 8
     labels, mask = batch["caption_labels"], batch["attention_mask"]
@@ -439,7 +444,7 @@ def test_dataloader_with_sampler_and_collator_is_reproducible(processor):
         assert batch["audio_lengths"].sum() // 16 * 4 <= 500 or len(batch["audio_lengths"]) == 1
     for left, right in zip(first, epoch_batches(0, num_workers=2), strict=True):  # workers change nothing
         for key in left:
-            assert torch.equal(left[key], right[key])
+            assert torch.equal(left[key], right[key]) if torch.is_tensor(left[key]) else left[key] == right[key]
     assert sum(len(b["audio_lengths"]) for b in first) == 5
     assert any(not torch.equal(a["input_features"], b["input_features"])
                for a, b in zip(first, epoch_batches(1), strict=False))
