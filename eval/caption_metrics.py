@@ -285,7 +285,8 @@ def ptb_tokenize(texts: Sequence[str]) -> list[str]:
     jar = _pycocoevalcap_dir() / PTB_JAR
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "captions.txt"
-        source.write_text("\n".join(t.replace("\n", " ").replace("\r", " ") for t in texts), encoding="utf-8")
+        # one line per text: every line break the tokenizer knows (\u2028, form feed...) becomes a space
+        source.write_text("\n".join(" ".join(t.splitlines()) for t in texts), encoding="utf-8")
         run = subprocess.run(
             ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-encoding", "utf-8",
              "-preserveLines", "-lowerCase", str(source)],

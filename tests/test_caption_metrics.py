@@ -184,6 +184,14 @@ def test_ptb_tokenisation_and_scores_equal_coco_caption_pipeline():
     assert simple["tokenizer"] == "simple" and simple["BLEU-1"] != ours["BLEU-1"]
 
 
+@pytest.mark.skipif(cm.ptb_unavailable_reason() is not None, reason="the PTB tokenizer needs pycocoevalcap and Java")
+def test_ptb_keeps_each_caption_on_its_line_whatever_its_line_breaks():
+    """PTBTokenizer -preserveLines ends a line at \\u2028, form feed... too: a caption holding one
+    would shift every later caption onto another's tokens."""
+    texts = ["a dog\u2028barks", "rain\x0cfalls", "wind\x85blows\u2029hard", "a bell\r\nrings", "birds sing"]
+    assert cm.ptb_tokenize(texts) == ["a dog barks", "rain falls", "wind blows hard", "a bell rings", "birds sing"]
+
+
 def test_tokenizer_choice_without_java(monkeypatch):
     monkeypatch.setattr(cm.shutil, "which", lambda name: None)
     candidates, references = PUNCTUATED
