@@ -52,6 +52,9 @@ DEFAULT_SHUFFLE_BUFFER = 256
 
 def _shuffled(items: Iterator[Any], size: int, generator: np.random.Generator) -> Iterator[Any]:
     """A seeded shuffle buffer of `size` items (`size <= 1`: the stream's order)."""
+    if size <= 1:
+        yield from items
+        return
     buffer: list[Any] = []
     for item in items:
         if len(buffer) < size:
