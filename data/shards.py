@@ -48,13 +48,16 @@ SHARD_PATTERN = "shard-{index:05d}.{format}"
 
 def list_shards(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
     """The shard files of a folder (its `*.tar` / `*.parquet`), a glob or a list, sorted; raises a
-    clear error when there are none or when formats are mixed."""
+    clear error when there are none, when a listed file is missing or when formats are mixed."""
     from slap_audio.data.sources import _expand
 
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         files = sorted(str(p) for p in Path(source).iterdir() if p.suffix[1:].lower() in FORMATS)
     else:
-        files = [f for f in _expand(source) if os.path.isfile(f)]
+        files = _expand(source)
+        missing = [f for f in files if not os.path.isfile(f)]
+        if missing:
+            raise FileNotFoundError(f"shard file(s) not found: {missing}")
     if not files:
         raise FileNotFoundError(f"no .tar or .parquet shards in {source}")
     formats = {Path(f).suffix[1:].lower() for f in files}

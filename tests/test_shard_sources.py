@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from slap_audio.data.shards import list_shards
 from slap_audio.training.streaming import _shuffled
+
+
+def test_a_listed_shard_that_is_missing_is_an_error(tmp_path):
+    shards = [tmp_path / "shard-00000.tar", tmp_path / "shard-00001.tar"]
+    shards[0].write_bytes(b"")
+    assert list_shards([shards[0]]) == [str(shards[0])]
+    with pytest.raises(FileNotFoundError, match="shard-00001.tar"):  # not silently one shard fewer
+        list_shards(shards)
+    (tmp_path / "shard-00001.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match="must all be .tar or all .parquet"):
+        list_shards([shards[0], tmp_path / "shard-00001.parquet"])
 
 
 @pytest.mark.parametrize("size", [0, 1])
