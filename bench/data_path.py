@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def write_corpus(num_clips: int, quick: bool) -> Path:
     root = cache_dir() / f"data_path-{'quick' if quick else 'full'}-{num_clips}"
     if (root / "done").is_file():
         return root
+    shutil.rmtree(root, ignore_errors=True)  # an interrupted run's part (write_shards refuses a folder with shards)
     folder = root / "folder"
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "metadata.jsonl", "w") as manifest:
