@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,6 +69,15 @@ def micro_model(micro_config) -> SlapModel:
 @pytest.fixture(scope="session")
 def processor(tokenizer) -> SlapProcessor:
     return SlapProcessor(SlapFeatureExtractor(), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def micro_checkpoint(tmp_path_factory, micro_model, processor) -> Path:
+    """`micro_model` and `processor` saved in one folder (what `slap-train` writes as `slap/`); read only."""
+    folder = tmp_path_factory.mktemp("checkpoint") / "slap"
+    micro_model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
 
 
 def tone(seconds: float, freq: float = 440.0, rate: int = 16000, seed: int = 0) -> np.ndarray:

@@ -53,14 +53,6 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, micro_model, processor) -> Path:
-    folder = tmp_path_factory.mktemp("model")
-    micro_model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def wav(tmp_path_factory) -> Path:
     """2.5 s of stereo at 22.05 kHz: the app must downmix and resample like the pipeline's users."""
     path = tmp_path_factory.mktemp("audio") / "two tones.wav"
@@ -74,14 +66,14 @@ def library(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app_url(model_dir, library, tmp_path_factory):
+def app_url(micro_checkpoint, library, tmp_path_factory):
     """`python app.py --model DIR` serving on 127.0.0.1:<free port>; its URL once it answers."""
     port = _free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", GRADIO_ANALYTICS_ENABLED="False")
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--model", str(model_dir), "--host", "127.0.0.1",
+            [sys.executable, str(ROOT / "app.py"), "--model", str(micro_checkpoint), "--host", "127.0.0.1",
              "--port", str(port), "--library", str(library)],
             cwd=tmp_path_factory.mktemp("cwd"), env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -130,7 +122,7 @@ def _screenshot(browser, name: str) -> Path:
     return path
 
 
-def test_classify_tab_shows_the_pipeline_scores(app_url, browser, model_dir, wav):
+def test_classify_tab_shows_the_pipeline_scores(app_url, browser, micro_checkpoint, wav):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -152,14 +144,14 @@ def test_classify_tab_shows_the_pipeline_scores(app_url, browser, model_dir, wav
     _screenshot(browser, "app_classify.png")
 
     audio, rate = soundfile.read(wav, dtype="float32")
-    classifier = pipeline("zero-shot-audio-classification", model=str(model_dir))
+    classifier = pipeline("zero-shot-audio-classification", model=str(micro_checkpoint))
     reference = classifier(pipeline_input(audio, rate, classifier.feature_extractor.sampling_rate),
                            candidate_labels=LABELS)
     assert list(shown) == [r["label"] for r in reference]  # best first, as the pipeline ranks
     assert shown == {r["label"]: round(r["score"], 4) for r in reference}
 
 
-def test_search_tab_ranks_the_library_and_plays_the_best_hit(app_url, browser, model_dir, library, tmp_path):
+def test_search_tab_ranks_the_library_and_plays_the_best_hit(app_url, browser, micro_checkpoint, library, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -177,7 +169,7 @@ def test_search_tab_ranks_the_library_and_plays_the_best_hit(app_url, browser, m
     best = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "a[download][href*='slap-test-']"))
     _screenshot(browser, "app_search.png")
 
-    index = SearchIndex.build(library, str(model_dir), tmp_path / "index")
+    index = SearchIndex.build(library, str(micro_checkpoint), tmp_path / "index")
     reference = index.query_text("a siren wailing up and down", k=10)
     assert shown == [[f"{hit.score:.4f}", Path(hit.path).name] for hit in reference]
     assert Path(reference[0].path).name in best[0].get_attribute("href")  # the best hit is playable

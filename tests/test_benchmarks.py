@@ -246,24 +246,16 @@ def test_retrieval_benchmark_equals_retrieval_metrics_of_the_embeddings(tmp_path
 # slap-eval --benchmark, as users run it
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, micro_model, processor):
-    folder = tmp_path_factory.mktemp("checkpoint") / "slap"
-    micro_model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
 def _slap_eval(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run([str(Path(sys.executable).parent / "slap-eval"), *args], capture_output=True, text=True,
                           env=env, timeout=300, check=False)
 
 
-def test_slap_eval_benchmark_in_a_fresh_process(checkpoint, tmp_path, micro_model, processor):
+def test_slap_eval_benchmark_in_a_fresh_process(micro_checkpoint, tmp_path, micro_model, processor):
     data = make_clotho(tmp_path / "clotho")
     out = tmp_path / "eval"
-    run = _slap_eval(str(checkpoint), "--benchmark", "clotho", "--data-dir", str(data), "--output-dir", str(out))
+    run = _slap_eval(str(micro_checkpoint), "--benchmark", "clotho", "--data-dir", str(data), "--output-dir", str(out))
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert list(results) == ["model", "dataset", "metrics", "versions", "elapsed_seconds"]
@@ -280,10 +272,10 @@ def test_slap_eval_benchmark_in_a_fresh_process(checkpoint, tmp_path, micro_mode
 
 
 
-def test_slap_eval_benchmark_zero_shot_section(checkpoint, tmp_path, micro_model, processor):
+def test_slap_eval_benchmark_zero_shot_section(micro_checkpoint, tmp_path, micro_model, processor):
     esc50 = make_esc50(tmp_path / "esc50")
     out = tmp_path / "eval"
-    results = main([str(checkpoint), "--benchmark", "esc50", "--data-dir", str(esc50), "--output-dir", str(out)])
+    results = main([str(micro_checkpoint), "--benchmark", "esc50", "--data-dir", str(esc50), "--output-dir", str(out)])
     assert json.loads((out / "results.json").read_text()) == results
     assert results["dataset"]["name"] == "ESC-50" and results["dataset"]["num_clips"] == 15
     zero_shot = results["metrics"]["zero_shot"]
@@ -294,13 +286,13 @@ def test_slap_eval_benchmark_zero_shot_section(checkpoint, tmp_path, micro_model
     assert [p.name for p in out.glob("*.png")] == ["confusion_matrix.png"]
 
 
-def test_slap_eval_benchmark_bad_layout_and_arguments(checkpoint, tmp_path, capsys):
+def test_slap_eval_benchmark_bad_layout_and_arguments(micro_checkpoint, tmp_path, capsys):
     make_esc50(tmp_path)
     with pytest.raises(SystemExit, match="metadata/UrbanSound8K.csv not found"):
-        main([str(checkpoint), "--benchmark", "us8k", "--data-dir", str(tmp_path)])
+        main([str(micro_checkpoint), "--benchmark", "us8k", "--data-dir", str(tmp_path)])
     with pytest.raises(SystemExit) as exit_info:
-        main([str(checkpoint), "--benchmark", "esc50"])
+        main([str(micro_checkpoint), "--benchmark", "esc50"])
     assert exit_info.value.code == 2 and "--benchmark and --data-dir go together" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        main([str(checkpoint), "--benchmark", "esc-50", "--data-dir", str(tmp_path)])
+        main([str(micro_checkpoint), "--benchmark", "esc-50", "--data-dir", str(tmp_path)])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -145,18 +145,10 @@ def test_arranged_embeddings_score_perfectly_and_match_brute_force(micro_model, 
         {}, ["zero-shot task 'one' skipped: category of the clips with category = 'speech': a single class ('speech')"])
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, micro_model, processor):
-    folder = tmp_path_factory.mktemp("checkpoint") / "slap"
-    micro_model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-def test_slap_eval_in_a_fresh_process_writes_the_tasks_section(checkpoint, corpus, tmp_path):
+def test_slap_eval_in_a_fresh_process_writes_the_tasks_section(micro_checkpoint, corpus, tmp_path):
     out = tmp_path / "eval"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "slap_audio.eval.cli", str(checkpoint), "--dataset", str(corpus),
+    run = subprocess.run([sys.executable, "-m", "slap_audio.eval.cli", str(micro_checkpoint), "--dataset", str(corpus),
                           "--split", "test", "--output-dir", str(out), "--pipeline-check", "0", "--no-plots"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -177,13 +169,13 @@ def test_slap_eval_in_a_fresh_process_writes_the_tasks_section(checkpoint, corpu
     assert table[3].split()[1:] == [f"{tasks['family']['top1']:.4f}", "-", "0.3333", "4", "3"]
 
 
-def test_task_specs_on_the_command_line(checkpoint, corpus, tmp_path):
-    results = main([str(checkpoint), "--dataset", str(corpus), "--split", "test", "--output-dir", str(tmp_path),
+def test_task_specs_on_the_command_line(micro_checkpoint, corpus, tmp_path):
+    results = main([str(micro_checkpoint), "--dataset", str(corpus), "--split", "test", "--output-dir", str(tmp_path),
                     "--pipeline-check", "0", "--no-plots", "--zero-shot-tasks", "gender=attributes.gender@category=speech",
                     "drums", "--templates", "A {} voice."])
     assert list(results["metrics"]["zero_shot_tasks"]) == ["gender"]
     assert results["metrics"]["zero_shot_tasks"]["gender"]["templates"] == ["A {} voice."]
-    none = main([str(checkpoint), "--dataset", str(corpus), "--split", "test", "--output-dir", str(tmp_path),
+    none = main([str(micro_checkpoint), "--dataset", str(corpus), "--split", "test", "--output-dir", str(tmp_path),
                  "--pipeline-check", "0", "--no-plots", "--zero-shot-tasks", "none"])
     assert "zero_shot_tasks" not in none["metrics"]
     with pytest.raises(SystemExit) as exit_info:  # a malformed spec stops before any model is loaded
