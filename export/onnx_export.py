@@ -261,6 +261,7 @@ def folder_readme(folder: Path, manifest: dict[str, Any]) -> str:
     return README_TEMPLATE.format(
         opset=manifest["opset"], source=manifest["source_model"], rows="\n".join(rows), folder=folder,
         logit_scale=manifest["logit_scale"], rate=manifest["front_end"]["sampling_rate"],
+        patch_frames=manifest["front_end"]["patch_frames"],
     )
 
 
@@ -279,7 +280,7 @@ load with `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` (only 
 | --- | --- | --- | --- | --- |
 {rows}
 
-`audio_lengths` are frame counts per clip (multiples of 16: the feature extractor rounds each clip
+`audio_lengths` are frame counts per clip (multiples of {patch_frames}: the feature extractor rounds each clip
 up), `input_features` all clips' frames one after another (packed, no padding). Embeddings are
 L2-normalised; multiply their dot products by the logit scale ({logit_scale:.4f}) for the model's
 logits. The global attention layers pad every clip of a call to the longest one: embed clips of

@@ -20,7 +20,7 @@ import pytest
 import torch
 from transformers import BertConfig
 
-from slap_audio.export.onnx_export import MANIFEST_NAME, TOLERANCE, export_onnx
+from slap_audio.export.onnx_export import MANIFEST_NAME, TOLERANCE, export_onnx, folder_readme
 
 from conftest import tone
 from fresh_process import run_python
@@ -150,3 +150,10 @@ def test_a_missing_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match="is not a SLAP model: it has no readable config.json"):
         export_onnx(tmp_path / "missing", tmp_path / "onnx")
     assert not (tmp_path / "onnx").exists()
+
+
+def test_folder_readme_states_the_model_s_patch_frames(tmp_path):
+    graph = {"file": "audio_encoder.onnx", "inputs": [], "outputs": [], "size_bytes": 1, "max_abs_diff_vs_pytorch": 0.0}
+    manifest = {"opset": 18, "source_model": "m", "logit_scale": 10.0, "graphs": {"audio_encoder": graph},
+                "front_end": {"sampling_rate": 16000, "num_mel_bins": 64, "patch_frames": 8}}
+    assert "(multiples of 8:" in folder_readme(tmp_path, manifest)
