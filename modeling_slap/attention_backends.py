@@ -3,7 +3,7 @@
 
 | backend                | local layers (±`local_window` columns)       | global layers (whole clip)                |
 |------------------------|----------------------------------------------|-------------------------------------------|
-| `"sdpa"` (default)     | fixed blocks + band mask, SDPA               | clips padded to `max_seqlen`, one SDPA    |
+| `"sdpa"` (default)     | fixed blocks + band mask, SDPA               | clips padded per length group, SDPA each  |
 | `"eager"`              | the same, softmax in plain matmuls           | the same, softmax in plain matmuls        |
 | `"flex_attention"`     | FlexAttention over the pack, one `BlockMask` | FlexAttention, one `BlockMask`            |
 |                        | (same clip and within the window)            | (same clip)                               |

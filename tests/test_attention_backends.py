@@ -171,7 +171,8 @@ def test_model_backend_equals_reference_encoder(implementation):
 
 def test_from_pretrained_attn_implementation_in_fresh_process(tmp_path):
     """A saved `SlapModel` loads with `attn_implementation="flex_attention"` (and `"varlen"`, whose
-    text tower falls back to SDPA) in a fresh process, and embeds as the default SDPA model does."""
+    text tower falls back to SDPA) in a fresh process, and embeds as the default SDPA model does,
+    also given the layout ints through `get_audio_features`."""
     from slap_audio.modeling_slap import SlapConfig, SlapModel
 
     torch.manual_seed(0)
@@ -180,6 +181,7 @@ def test_from_pretrained_attn_implementation_in_fresh_process(tmp_path):
     output = run_python(f"""
         import torch
         from slap_audio.modeling_slap import SlapModel
+        from slap_audio.modeling_slap.packed_attention import length_groups
         features = torch.randn(16 * 13, 64, generator=torch.Generator().manual_seed(0))
         lengths = torch.tensor([16 * 3, 16 * 10])
         embeds = {{}}
@@ -189,6 +191,11 @@ def test_from_pretrained_attn_implementation_in_fresh_process(tmp_path):
             with torch.no_grad():
                 embeds[implementation] = model.get_audio_features(features, lengths).pooler_output
         torch.testing.assert_close(embeds["flex_attention"], embeds["sdpa"], atol=1e-5, rtol=1e-5)
+        with torch.no_grad():  # the feature extractor's layout ints, through the public embedding call
+            given = model.get_audio_features(
+                features, lengths, max_audio_length=16 * 10, audio_length_groups=length_groups([16 * 3, 16 * 10])
+            ).pooler_output
+        torch.testing.assert_close(given, embeds["flex_attention"], atol=1e-5, rtol=1e-5)
         model = SlapModel.from_pretrained({str(folder)!r}, attn_implementation="varlen")
         print("flex equal;", model.config.audio_config._attn_implementation, model.text_model.encoder.config._attn_implementation)
     """, cwd=tmp_path).stdout
