@@ -123,10 +123,10 @@ class Measurement:
         if compiled:
             self.model.audio_model.compile(dynamic=True)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=True)
-        # the encoder gets the longest clip's frame count as a host int (no device read for the layout);
-        # `SlapForPreTraining.forward` does not take it, so the step's batch goes without
-        self.features = {key: batch[key] for key in ("input_features", "audio_lengths", "max_audio_length")}
-        self.batch = {key: value for key, value in batch.items() if key != "max_audio_length"}
+        # the pack's layout as host ints (`max_audio_length`, `audio_length_groups`): no device read
+        layout = ("input_features", "audio_lengths", "max_audio_length", "audio_length_groups")
+        self.features = {key: batch[key] for key in layout if key in batch}
+        self.batch = batch
         self.objective = objective
         self.autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
