@@ -19,7 +19,8 @@ def ablation_run(tmp_path_factory):
         "size": "micro", "text_weights": "none", "text_vocab_size": 512, "train_source": "builtin:train",
         "train_size": 12, "eval_source": "builtin:validation", "max_tokens": 800, "max_clips": 6,
         "crop_seconds": 5.0, "learning_rate": 0.002, "report_to": "none", "disable_tqdm": True,
-        "config_overrides": {"mask_type": "time_block"},
+        # like configs/demo.yaml, the config drops an objective: the variants must set every weight
+        "config_overrides": {"mask_type": "time_block", "self_supervised_weight": 0.0},
     }))
     argv = ["--config", str(config), "--max-steps", "2", "--eval-steps", "1", "--eval-clips", "4",
             "--test-clips", "4", "--output-dir", str(out / "results")]
@@ -33,6 +34,7 @@ def test_each_variant_trains_with_its_overrides_on_the_configs(ablation_run):
     assert set(results["variants"]) == {"full_unmasked_pass", "contrastive_only"}
     unmasked = SlapConfig.from_pretrained(out / "full_unmasked_pass" / "slap")
     assert unmasked.unmasked_student_pass and unmasked.mask_type == "time_block"
+    assert unmasked.self_supervised_weight == 1.0 and unmasked.captioning_weight == 0.5
     contrastive = SlapConfig.from_pretrained(out / "contrastive_only" / "slap")
     assert contrastive.self_supervised_weight == 0 and contrastive.captioning_weight == 0
     assert contrastive.mask_type == "time_block"

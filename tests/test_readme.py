@@ -90,7 +90,7 @@ NOT_RUN = {
     "./run demo": "sets up .venv, then trains `tiny` for minutes; its stages are the `slap-train`, "
     "`slap-eval` and pipeline commands and blocks run here",
     "./run test": "runs this whole suite, this file included",
-    "python -m slap_audio.training.ablation --config configs/demo.yaml --max-steps 300": "trains three `tiny` "
+    "python -m slap_audio.training.ablation --config configs/ablation.yaml --max-steps 300": "trains three `tiny` "
     "models for 300 steps (an hour on 2 cores); tests/test_ablation.py runs its variants in miniature",
     "slap-data debian outputs/debian": "downloads 618 MB of Debian packages and renders for minutes; "
     "tests/test_debian_*.py build every part from tiny inputs, the CLI included",

@@ -2,7 +2,7 @@
 (contrastive + masked self-distillation + captioning) against contrastive only, same model,
 same data, same step budget, on the built-in data.
 
-    python -m slap_audio.training.ablation --config configs/demo.yaml --max-steps 300 --output-dir outputs/ablation
+    python -m slap_audio.training.ablation --config configs/ablation.yaml --max-steps 300 --output-dir outputs/ablation
 
 Variants (`--variants` picks some; each is trained with the `slap-train` machinery, validation
 retrieval every `--eval-steps`, then its release `SlapModel` is scored on the built-in test split):
@@ -29,12 +29,17 @@ from slap_audio.data.builtin_data import build_dataset
 from slap_audio.eval.embed import embed_examples
 from slap_audio.eval.plots import plot_compared_curves
 from slap_audio.eval.retrieval import retrieval_metrics
-from slap_audio.modeling_slap import SlapModel, SlapProcessor
+from slap_audio.modeling_slap import SlapConfig, SlapModel, SlapProcessor
 from slap_audio.training import cli as train_cli
 
+# every variant sets all objective weights: the config's own overrides (the demo's drop
+# self-distillation) must not leak into the comparison
+_ALL_OBJECTIVES = {
+    "self_supervised_weight": SlapConfig.self_supervised_weight, "captioning_weight": SlapConfig.captioning_weight,
+}
 VARIANTS = {
-    "full": {"unmasked_student_pass": False},
-    "full_unmasked_pass": {"unmasked_student_pass": True},
+    "full": {**_ALL_OBJECTIVES, "unmasked_student_pass": False},
+    "full_unmasked_pass": {**_ALL_OBJECTIVES, "unmasked_student_pass": True},
     "contrastive_only": {"self_supervised_weight": 0.0, "captioning_weight": 0.0},
 }
 
@@ -109,7 +114,7 @@ def summarize(output_dir: str | Path) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/demo.yaml")
+    parser.add_argument("--config", default="configs/ablation.yaml")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--eval-steps", type=int, default=50)
     parser.add_argument("--eval-clips", type=int, default=200, help="validation clips of the curves")
