@@ -201,7 +201,7 @@ class SlapAudioModel(SlapPreTrainedModel):
             if output_hidden_states:
                 all_hidden += (hidden,)
         hidden = self.norm(hidden)
-        pooled = None if self.pooling is None else self.pooling(hidden, layout.clip_ids, layout.num_clips, layout.max_seqlen)
+        pooled = None if self.pooling is None else self.pooling(hidden, layout)
         return SlapAudioModelOutput(
             last_hidden_state=hidden, pooler_output=pooled, token_lengths=token_lengths,
             hidden_states=all_hidden,

@@ -159,6 +159,7 @@ class PackedLayout:
     cu_seqlens: torch.Tensor  # (num_clips + 1,) cumulative token offsets, int32
     max_seqlen: int  # >= the longest clip's token count
     clip_ids: torch.Tensor  # (total_tokens,) index of the clip each token belongs to
+    positions: torch.Tensor  # (total_tokens,) index of each token within its clip
     time_ids: torch.Tensor  # (total_tokens,) time column within its clip (0 = clip start)
     freq_ids: torch.Tensor  # (total_tokens,) frequency patch row
     local_blocks: LocalBlocks | None
@@ -204,7 +205,8 @@ def build_layout(
     if needs_local:
         local_blocks = _local_blocks(clip_ids, time_ids, local_window, (local_window + 1) * freq_patches)
     return PackedLayout(
-        token_lengths, cu_seqlens, clip_groups[0][1], clip_ids, time_ids, freq_ids, local_blocks, padded_clips
+        token_lengths, cu_seqlens, clip_groups[0][1], clip_ids, positions, time_ids, freq_ids, local_blocks,
+        padded_clips,
     )
 
 
@@ -360,20 +362,11 @@ class SlapAttentionPooling(nn.Module):
         self.v_proj = nn.Linear(hidden_size, hidden_size, bias=False)
         self.o_proj = nn.Linear(hidden_size, hidden_size, bias=False)
 
-    def forward(
-        self, hidden: torch.Tensor, clip_ids: torch.Tensor, num_clips: int, max_seqlen: int | None = None
-    ) -> torch.Tensor:
-        """`hidden` (total_tokens, dim), `clip_ids` (total_tokens,), non-decreasing → (num_clips, dim).
-
-        `max_seqlen` (an upper bound on the tokens of a clip) spares a host read of the longest clip.
-        """
-        total = hidden.shape[0]
-        token_lengths = torch.zeros(num_clips, dtype=torch.long, device=hidden.device)
-        token_lengths = token_lengths.index_add(0, clip_ids, torch.ones_like(clip_ids))  # integer: exact
-        if max_seqlen is None:
-            max_seqlen = int(token_lengths.max())
-        _, positions = clip_positions(token_lengths, total)
-        padded_index = clip_ids * max_seqlen + positions
+    def forward(self, hidden: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
+        """`hidden` (total_tokens, dim) of the pack `layout` describes → (num_clips, dim). The clips are
+        padded to the layout's `max_seqlen` (an upper bound: no host read)."""
+        num_clips, max_seqlen = layout.num_clips, layout.max_seqlen
+        padded_index = layout.clip_ids * max_seqlen + layout.positions
         scores, value = self._scores_and_values(hidden)
         scores = pad_pack(scores, padded_index, num_clips, max_seqlen, fill=-torch.inf)
         values = pad_pack(value, padded_index, num_clips, max_seqlen)  # (clips, max_seqlen, heads, head_dim)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from slap_audio.modeling_slap import SlapAudioModel, SlapConfig
+from slap_audio.modeling_slap.packed_attention import build_layout
 
 TEN_MINUTES = 60_000  # frames at 100 per second: 3,750 columns × 4 = 15,000 tokens
 
@@ -36,10 +37,12 @@ def test_pooling_is_fp32_inside_and_deterministic():
     torch.nn.init.zeros_(pooling.query)  # equal scores: the pooled vector is the values' mean
     hidden = torch.randn(15_000, pooling.query.numel(), generator=torch.Generator().manual_seed(1)).bfloat16()
     pooling = pooling.to(torch.bfloat16)
-    clip_ids = torch.zeros(15_000, dtype=torch.long)
+    ids = torch.zeros(15_000, dtype=torch.long)
+    read, bounded = (build_layout(torch.tensor([15_000]), ids, ids, 4, 4, needs_local=False, max_seqlen=bound)
+                     for bound in (None, 15_100))  # the longest clip read, or an upper bound given
     with torch.no_grad():
-        pooled = pooling(hidden, clip_ids, 1)
-        again = pooling(hidden, clip_ids, 1, max_seqlen=15_100)
+        pooled = pooling(hidden, read)
+        again = pooling(hidden, bounded)
         values = pooling.v_proj(hidden).float().mean(0)
         expected = pooling.o_proj(values.to(torch.bfloat16)[None])
     assert torch.equal(pooled, again)
