@@ -188,9 +188,10 @@ class SlapAudioModel(SlapPreTrainedModel):
         """
         cfg = self.config
         needs_local = any(not layer.self_attn.is_global for layer in self.layers)
+        flex = cfg._attn_implementation == "flex_attention"  # its block mask replaces the local blocks
         layout = build_layout(
-            token_lengths, time_ids, freq_ids, cfg.local_window, cfg.freq_patches, needs_local, max_seqlen,
-            clip_groups,
+            token_lengths, time_ids, freq_ids, cfg.local_window, cfg.freq_patches, needs_local and not flex,
+            max_seqlen, clip_groups,
         )
         prepare_backend(layout, cfg._attn_implementation, cfg.local_window, needs_local)
         rotary = Rotary2D(time_ids, freq_ids, cfg.hidden_size // cfg.num_attention_heads, cfg.rope_theta)
