@@ -162,3 +162,26 @@ def test_mask_token_replaces_patches():
     assert not torch.allclose(plain, with_mask)
     with pytest.raises(ValueError, match="use_mask_token"):
         _model()(features, lengths, bool_masked_pos=masked)
+
+
+@pytest.mark.parametrize("hidden_size", [32, 192])
+def test_pooled_vector_starts_at_the_scale_of_the_token_states(hidden_size):
+    """At the default `initializer_range` (0.02) the pooling's key/value/output projections start at
+    unit gain: the pooled vector has about the RMS of the normed token states it averages. At 0.02
+    it started ~30x smaller and training crawled (eval/ABLATION.md, "The demo's budget")."""
+    torch.manual_seed(0)
+    config = SlapAudioConfig(
+        hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=2, intermediate_size=2 * hidden_size,
+        local_window=2, pooling_heads=2,
+    )
+    model = SlapAudioModel(config).eval()
+    features, lengths = _pack(LENGTHS)
+    with torch.no_grad():
+        out = model(features, lengths)
+    tokens = out.last_hidden_state.square().mean().sqrt()
+    pooled = out.pooler_output.square().mean().sqrt()
+    # the pooled vector averages hundreds of tokens, so it keeps their shared direction only:
+    # compare it with the RMS of each clip's mean token state
+    means = torch.stack([clip.mean(0) for clip in out.last_hidden_state.split(out.token_lengths.tolist())])
+    assert 0.3 < pooled / means.square().mean().sqrt() < 3.0
+    assert pooled > 0.05 * tokens
