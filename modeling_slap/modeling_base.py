@@ -62,10 +62,11 @@ class SlapPreTrainedModel(PreTrainedModel):
         elif isinstance(module, SlapAttentionPooling):
             nn.init.trunc_normal_(module.query, std=std, a=-2 * std, b=2 * std)
             # The pooled vector leaves the tower with no norm after it: key, value and output
-            # projections at a unit-gain std (hidden_size^-0.5) keep it at the scale of the normed
-            # token states. At `initializer_range` (0.02) it started about 30x smaller (value and
-            # output gains multiply) and training crawled: the tiny tower could not fit 16 clips'
-            # event labels in 60 steps (eval/ABLATION.md, "The demo's budget").
+            # projections at a unit-gain std (hidden_size^-0.5) keep it near the scale of the normed
+            # token states. At `initializer_range` (0.02) the value and output gains multiply: for
+            # `tiny` on built-in clips (token states of RMS 1) it started at RMS 0.05, not 0.54, and
+            # training crawled: the tower could not fit 16 clips' event labels in 60 steps
+            # (eval/ABLATION.md, "The demo's budget").
             gain_std = (module.head_dim * module.num_heads) ** -0.5
             for projection in (module.k_proj, module.v_proj, module.o_proj):
                 nn.init.trunc_normal_(projection.weight, std=gain_std, a=-2 * gain_std, b=2 * gain_std)

@@ -167,8 +167,8 @@ def test_mask_token_replaces_patches():
 @pytest.mark.parametrize("hidden_size", [32, 192])
 def test_pooled_vector_starts_at_the_scale_of_the_token_states(hidden_size):
     """At the default `initializer_range` (0.02) the pooling's key/value/output projections start at
-    unit gain: the pooled vector has about the RMS of the normed token states it averages. At 0.02
-    it started ~30x smaller and training crawled (eval/ABLATION.md, "The demo's budget")."""
+    unit gain: the pooled vector has about the RMS of the mean token state of its clip. At 0.02
+    it started ~11x smaller and training crawled (eval/ABLATION.md, "The demo's budget")."""
     torch.manual_seed(0)
     config = SlapAudioConfig(
         hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=2, intermediate_size=2 * hidden_size,
