@@ -170,7 +170,9 @@ def _audio_bytes(value: Any) -> tuple[bytes, str]:
 
 
 class _ShardWriter:
-    """Appends samples to numbered shards of `clips_per_shard` samples."""
+    """Appends samples to numbered shards of `clips_per_shard` samples. A shard is written under a
+    `.partial` name and renamed when complete, so a folder never holds a truncated shard under a name
+    a reader lists; `abort` removes the unfinished one."""
 
     def __init__(self, out: Path, format: str, clips_per_shard: int):
         self.out, self.format, self.clips_per_shard = out, format, clips_per_shard
@@ -178,23 +180,33 @@ class _ShardWriter:
         self.rows: list[dict] = []
         self.archive: tarfile.TarFile | None = None
         self.count = 0
+        self.open = False
+
+    @property
+    def partial(self) -> str:
+        return self.paths[-1] + ".partial"
 
     def add(self, key: str, audio: bytes, extension: str, metadata: dict) -> None:
-        if self.count % self.clips_per_shard == 0:
-            self.close()
+        if not self.open:
             self.paths.append(str(self.out / SHARD_PATTERN.format(index=len(self.paths), format=self.format)))
+            self.open = True
             if self.format == "tar":
-                self.archive = tarfile.open(self.paths[-1], "w")
+                self.archive = tarfile.open(self.partial, "w")
         self.count += 1
         if self.format == "parquet":
             self.rows.append({"audio": {"bytes": audio, "path": f"{key}.{extension}"}, **metadata})
-            return
-        for name, data in ((f"{key}.{extension}", audio), (f"{key}.json", json.dumps(metadata).encode())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            self.archive.addfile(info, io.BytesIO(data))
+        else:
+            for name, data in ((f"{key}.{extension}", audio), (f"{key}.json", json.dumps(metadata).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                self.archive.addfile(info, io.BytesIO(data))
+        if self.count % self.clips_per_shard == 0:  # full: finished now, so an error later cannot take it
+            self.close()
 
     def close(self) -> None:
+        """Finish the open shard: write it out and give it its final name."""
+        if not self.open:
+            return
         if self.archive is not None:
             self.archive.close()
             self.archive = None
@@ -202,8 +214,21 @@ class _ShardWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist(self.rows), self.paths[-1])
+            pq.write_table(pa.Table.from_pylist(self.rows), self.partial)
             self.rows = []
+        os.replace(self.partial, self.paths[-1])
+        self.open = False
+
+    def abort(self) -> None:
+        """Drop the unfinished shard (after an error): the finished ones stay whole."""
+        if not self.open:
+            return
+        if self.archive is not None:
+            self.archive.close()
+            self.archive = None
+        self.rows = []
+        Path(self.partial).unlink(missing_ok=True)
+        self.open = False
 
 
 def write_shards(source: str | os.PathLike, out: str | os.PathLike, format: str = "tar", clips_per_shard: int = 1000,
@@ -226,15 +251,19 @@ def write_shards(source: str | os.PathLike, out: str | os.PathLike, format: str 
     report = ShardReport()
     report.skip_stats.update(dataset.skip_stats)
     writer = _ShardWriter(out, format, clips_per_shard)
-    for index, row in enumerate(dataset.rows):
-        try:
-            audio, extension = _audio_bytes(row["audio"])
-        except SkippedItem as err:
-            report.skip_stats.add(err.reason, row["clip_id"])
-            continue
-        metadata = {"clip_id": row["clip_id"], "captions": list(row["captions"]), "label": row.get("label"),
-                    "category": row.get("category"), "attributes": row.get("attributes") or "{}"}  # JSON text
-        writer.add(f"{index:09d}", audio, extension, metadata)
-    writer.close()
+    try:
+        for index, row in enumerate(dataset.rows):
+            try:
+                audio, extension = _audio_bytes(row["audio"])
+            except SkippedItem as err:
+                report.skip_stats.add(err.reason, row["clip_id"])
+                continue
+            metadata = {"clip_id": row["clip_id"], "captions": list(row["captions"]), "label": row.get("label"),
+                        "category": row.get("category"), "attributes": row.get("attributes") or "{}"}  # JSON text
+            writer.add(f"{index:09d}", audio, extension, metadata)
+        writer.close()
+    except BaseException:  # an error or an interrupt: no truncated shard is left behind
+        writer.abort()
+        raise
     report.shards, report.clips = writer.paths, writer.count
     return report

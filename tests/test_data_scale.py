@@ -160,6 +160,27 @@ def test_shards_written_from_a_folder_read_back_equal(tmp_path, processor, forma
         write_shards(tmp_path / "clips", tmp_path / "shards", format=format)
 
 
+@pytest.mark.parametrize("format", ["tar", "parquet"])
+def test_an_error_while_writing_leaves_only_whole_shards(tmp_path, monkeypatch, format):
+    write_corpus(tmp_path / "clips")
+    from slap_audio.data import shards
+
+    calls = []
+
+    def failing(value):  # the fourth clip's audio cannot be read: an unexpected error, not a skip
+        calls.append(value)
+        if len(calls) == 4:  # the second shard is half written
+            raise RuntimeError("disk vanished")
+        return real(value)
+
+    real = shards._audio_bytes
+    monkeypatch.setattr(shards, "_audio_bytes", failing)
+    with pytest.raises(RuntimeError, match="disk vanished"):
+        write_shards(tmp_path / "clips", tmp_path / "shards", format=format, clips_per_shard=2)
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == [f"shard-00000.{format}"]
+    assert [row["clip_id"] for row in iter_shard(tmp_path / "shards" / f"shard-00000.{format}")] == GOOD_IDS[:2]
+
+
 def test_broken_tar_samples_are_skipped_and_counted(tmp_path, processor):
     write_corpus(tmp_path / "clips")
     (shard,) = write_shards(tmp_path / "clips", tmp_path / "shards", clips_per_shard=10).shards
