@@ -8,8 +8,8 @@ one on every rank is minutes of idle accelerators, so `probe_durations`:
 - keeps the results in a small JSON file next to the data (`.slap_durations.json` beside the
   manifest), keyed by the file's path relative to that folder, with its size and modification time:
   a file that changed (or a new one) is probed again, the others are read from the cache;
-- under `torch.distributed`, lets rank 0 probe and write the cache while the other ranks wait at a
-  barrier, then read it (probing themselves only what the cache lacks, e.g. when the folder is
+- under `torch.distributed`, lets rank 0 probe and write the cache while the other ranks wait for
+  its word, then read it (if rank 0 fails, every rank raises, none waits forever) (probing themselves only what the cache lacks, e.g. when the folder is
   read-only and nothing could be written).
 
 A file that cannot be used (missing, undecodable header, no samples) comes back as the
@@ -122,7 +122,8 @@ def probe_durations(values: Sequence[Any], base_dir: str | os.PathLike | None = 
 
     Paths are looked up in `cache_file` (none: no cache) and only new or changed files are probed,
     `num_threads` at a time. With an initialised process group, rank 0 probes and writes the cache
-    first; the other ranks wait for it (a barrier every rank must reach), then read it.
+    first; the other ranks wait for its word (a broadcast every rank must reach), then read it, or
+    raise an error naming what failed on rank 0.
     """
     base = None if base_dir is None else str(base_dir)
     cache = None if cache_file is None else Path(cache_file)
@@ -130,7 +131,15 @@ def probe_durations(values: Sequence[Any], base_dir: str | os.PathLike | None = 
         and torch.distributed.get_world_size() > 1
     if not distributed:
         return _probe_with_cache(values, base, cache, num_threads, write=True)
-    rank = torch.distributed.get_rank()
-    results = _probe_with_cache(values, base, cache, num_threads, write=True) if rank == 0 else None
-    torch.distributed.barrier()
+    results, failure = None, [None]
+    if torch.distributed.get_rank() == 0:
+        try:
+            results = _probe_with_cache(values, base, cache, num_threads, write=True)
+        except Exception as err:  # told to every rank below: none is left waiting for a cache never written
+            failure = [f"{type(err).__name__}: {err}"]
+            torch.distributed.broadcast_object_list(failure, src=0)
+            raise
+    torch.distributed.broadcast_object_list(failure, src=0)  # rank 0 is done: the cache is written
+    if failure[0] is not None:
+        raise RuntimeError(f"rank 0 failed while probing the clip durations: {failure[0]}")
     return results if results is not None else _probe_with_cache(values, base, cache, num_threads, write=False)

@@ -95,6 +95,18 @@ def test_rank_zero_probes_and_the_others_read_the_cache(tmp_path):
     assert ranks[0]["durations"] == ranks[1]["durations"] == pytest.approx([1.0, 0.5, 2.3, 0.7], abs=1e-4)
 
 
+def test_a_failure_on_rank_zero_while_probing_stops_every_rank(tmp_path):
+    write_corpus(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.multiprocessing.spawn(probe_on_rank, args=(2, port, str(tmp_path), True), nprocs=2)  # returns: no hang
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["error"] == "MemoryError: out of memory reading a header"
+    assert ranks[1] == {"reads": 0, "error": "RuntimeError: rank 0 failed while probing the clip durations: "
+                                             "MemoryError: out of memory reading a header"}
+
+
 def test_duration_cache_in_a_read_only_folder_still_probes(tmp_path):
     write_corpus(tmp_path)
     unwritable = tmp_path / "no-such-folder" / CACHE_NAME
