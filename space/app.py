@@ -209,9 +209,15 @@ def default_model() -> str:
     return os.environ.get("SLAP_MODEL") or space_card_model(Path(sys.argv[0]).resolve().parent) or DEMO_MODEL
 
 
+def table_cell(text: object) -> str:
+    """Text as one Markdown table cell: a `|` or a line break in a label, a file name or a caption
+    would otherwise split the row."""
+    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
+
+
 def scores_table(scores: dict[str, float]) -> str:
     """The scores as a Markdown table (4 decimals), best first."""
-    rows = "\n".join(f"| {label} | {score:.4f} |" for label, score in scores.items())
+    rows = "\n".join(f"| {table_cell(label)} | {score:.4f} |" for label, score in scores.items())
     return "| label | score |\n|---|---|\n" + rows
 
 
@@ -221,7 +227,7 @@ def hits_table(hits: Sequence[SearchHit], root: Path) -> str:
     rows = []
     for rank, hit in enumerate(hits, 1):
         name = hit.metadata.get("path") or Path(hit.path).name
-        rows.append(f"| {rank} | {hit.score:.4f} | {name} | {captions.get(name, '')} |")
+        rows.append(f"| {rank} | {hit.score:.4f} | {table_cell(name)} | {table_cell(captions.get(name, ''))} |")
     return "| # | score | file | caption |\n|---|---|---|---|\n" + "\n".join(rows)
 
 

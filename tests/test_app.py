@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from slap_audio.eval.zero_shot import pipeline_input
 from slap_audio.hub_cards.push import main as push_main
 from slap_audio.modeling_slap import SlapConfig, SlapForConditionalGeneration
 from slap_audio.search import SearchIndex
-from slap_audio.space.app import SlapDemo, hits_table, parse_labels
+from slap_audio.space.app import SlapDemo, hits_table, parse_labels, scores_table
 
 from conftest import tone
 from fresh_process import run_python
@@ -179,3 +180,12 @@ def test_space_push_of_an_adapter_folder_is_refused(tmp_path, capsys):
         push_main([str(tmp_path), "alice/x", "--space", "alice/x-demo"])
     assert exit_info.value.code == 2
     assert "--space publishes an app that serves a full model" in capsys.readouterr().err
+
+
+def test_tables_keep_one_row_per_entry_whatever_the_text():
+    table = scores_table({"rock | metal": 0.75, "two\nlines": 0.25, "C:\\path\\": 0.0})
+    rows = table.splitlines()
+    assert len(rows) == 5  # header, rule, three entries: the line break did not split a row
+    cells = [re.split(r"(?<!\\)\|", row)[1:-1] for row in rows[2:]]  # split on unescaped bars only
+    assert [len(row) for row in cells] == [2, 2, 2]
+    assert [row[0].strip() for row in cells] == ["rock \\| metal", "two lines", "C:\\\\path\\\\"]
