@@ -188,12 +188,11 @@ def generate_captions(captioner, processor, examples: Sequence[dict], num_beams:
     """One caption per clip (beam search, `CAPTION_BATCH` clips per call), without special tokens.
 
     The prompt is the BOS token alone, so `max_new_tokens` new tokens are a `max_length` of one
-    more, capped at the decoder's positions (given as `max_length`: the model's generation config
-    already sets one, and transformers warns on every call when both are set)."""
+    more, capped at the decoder's positions (given as `max_length`: captioners saved before
+    December 2026 set one in their generation config, and transformers warns on every call when
+    both are set)."""
     device = next(captioner.parameters()).device
-    max_length = 1 + max_new_tokens
-    if captioner.generation_config.max_length:
-        max_length = min(max_length, captioner.generation_config.max_length)
+    max_length = min(1 + max_new_tokens, captioner.config.decoder_config.max_position_embeddings)
     waveforms, rates = _audio(examples)
     batches = [list(range(start, min(start + CAPTION_BATCH, len(waveforms))))
                for start in range(0, len(waveforms), CAPTION_BATCH)]

@@ -177,9 +177,8 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
         decoder = config.decoder_config
         self.generation_config.update(
             bos_token_id=decoder.bos_token_id, eos_token_id=decoder.eos_token_id,
-            pad_token_id=decoder.pad_token_id, decoder_start_token_id=decoder.bos_token_id,
-            max_length=decoder.max_position_embeddings, use_cache=True,
-        )
+            pad_token_id=decoder.pad_token_id, decoder_start_token_id=decoder.bos_token_id, use_cache=True,
+        )  # no max_length: transformers warns on every `generate(max_new_tokens=...)` when one is set
 
     def get_input_embeddings(self) -> nn.Module:
         return self.caption_decoder.embed_tokens

@@ -134,3 +134,27 @@ def test_generate_from_encoded_audio(captioner, pack):
 def test_static_cache_is_refused_with_a_clear_error(captioner, pack):
     with pytest.raises(ValueError, match="cache_implementation='static'"):
         captioner.generate(**pack, max_new_tokens=2, cache_implementation="static")
+
+
+def test_generate_with_max_new_tokens_is_quiet_and_bounded_by_the_positions(captioner, pack, tmp_path):
+    """`generate(max_new_tokens=...)` as in the README: no "both max_new_tokens and max_length"
+    warning (the generation config sets no max_length), after a save and load too; a request past the
+    decoder's positions is refused by name."""
+    import logging
+
+    captioner.save_pretrained(tmp_path)
+    loaded = SlapForConditionalGeneration.from_pretrained(tmp_path).eval()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        for model in (captioner, loaded):
+            assert model.generate(**pack, max_new_tokens=4, min_new_tokens=4).shape[1] == 5
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+    limit = captioner.config.decoder_config.max_position_embeddings  # BOS + limit tokens: the last is never fed
+    assert captioner.generate(**pack, max_new_tokens=limit, min_new_tokens=limit).shape[1] == 1 + limit
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        captioner.generate(**pack, max_new_tokens=limit + 1, min_new_tokens=limit + 1)
