@@ -39,6 +39,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from slap_audio.training.batching import DEFAULT_GEOMETRY
+
 from .common import (
     PeakMemory,
     add_isolate_argument,
@@ -165,7 +167,7 @@ class TrainRunner:
         self.clips = len(self.specs)
         self.audio_tower = self.model.audio_model
         # tokens that carry no audio: padding to the longest clip, and rounding to whole patches
-        self.padding_waste = 1 - self.audio_seconds * 25 / self.model_tokens
+        self.padding_waste = 1 - self.audio_seconds * DEFAULT_GEOMETRY.tokens_per_second / self.model_tokens
 
     def _init_clap(self, quick: bool, clap_clips: int) -> None:
         from transformers import ClapFeatureExtractor, ClapModel

@@ -28,7 +28,7 @@ from slap_audio.modeling_slap import (
     SlapForPreTraining,
     SlapProcessor,
 )
-from slap_audio.training.batching import TokenBudgetBatchSampler, tokens_for_duration
+from slap_audio.training.batching import DEFAULT_GEOMETRY, TokenBudgetBatchSampler
 from slap_audio.training.collator import SlapCollator
 from slap_audio.training.trainer import SlapTrainer
 
@@ -111,7 +111,7 @@ def build_trainer(folder: Path, output_dir: Path, processor: SlapProcessor, *, n
                   gradient_accumulation_steps: int = 1, num_replicas: int = 1, rank: int = 0) -> SlapTrainer:
     """`SlapTrainer` on the folder, one epoch, batches of two clips in folder order."""
     dataset = load_audio_text_dataset(folder, probe=False)
-    lengths = [tokens_for_duration(d) for d in dataset.durations]
+    lengths = [DEFAULT_GEOMETRY.tokens_for_duration(d) for d in dataset.durations]
     sampler = TokenBudgetBatchSampler(lengths, max_tokens=10_000, max_clips=2, shuffle=False, open_batches=1,
                                       num_replicas=num_replicas, rank=rank)
     args = TrainingArguments(

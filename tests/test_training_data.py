@@ -25,14 +25,13 @@ from slap_audio.data.sources import (
 from slap_audio.modeling_slap import SlapFeatureExtractor
 from slap_audio.modeling_slap.packed_attention import length_groups
 from slap_audio.training.batching import (
+    DEFAULT_GEOMETRY,
+    PatchGeometry,
     TokenBudgetBatchSampler,
     TokenBudgetStream,
     batching_stats,
     fixed_size_batches,
     pack_by_token_budget,
-    seconds_for_tokens,
-    tokens_for_duration,
-    tokens_for_samples,
 )
 from slap_audio.training.collator import SlapCollator
 
@@ -286,12 +285,37 @@ def test_builtin_audiofolder_split_subfolder(tmp_path):
 
 
 def test_token_count_matches_feature_extractor():
-    extractor = SlapFeatureExtractor()
+    extractor, geometry = SlapFeatureExtractor(), DEFAULT_GEOMETRY
+    assert PatchGeometry.of(extractor) == geometry and geometry.tokens_per_second == 25.0
     for samples in [1, 159, 160, 2560, 2561, 16000, 480000, 123457]:
-        assert tokens_for_samples(samples) == extractor.num_frames(samples) // 16 * 4
-        assert tokens_for_duration(samples / 16000) == tokens_for_samples(samples)
-    assert tokens_for_duration(10.0) == 252 and tokens_for_duration(40.0, crop_seconds=30.0) == 752
-    assert seconds_for_tokens(752) == pytest.approx(30.08) and tokens_for_duration(seconds_for_tokens(750)) <= 750
+        assert geometry.tokens_for_samples(samples) == extractor.num_frames(samples) // 16 * 4
+        assert geometry.tokens_for_duration(samples / 16000) == geometry.tokens_for_samples(samples)
+    assert geometry.tokens_for_duration(10.0) == 252 and geometry.tokens_for_duration(40.0, crop_seconds=30.0) == 752
+    assert geometry.seconds_for_tokens(752) == pytest.approx(30.08)
+    assert geometry.tokens_for_duration(geometry.seconds_for_tokens(750)) <= 750
+
+
+def test_other_features_are_counted_as_the_encoder_counts_them(processor):
+    """A 20 ms hop and 128 mel bins (12.5 tokens/s × 2): the budget follows the features and the
+    patches of the model, checked against the tokens the audio encoder really produces."""
+    from slap_audio.modeling_slap import SlapAudioModel, SlapConfig, SlapProcessor
+
+    extractor = SlapFeatureExtractor(feature_size=128, hop_length=320)
+    config = SlapConfig.from_size("micro").audio_config
+    config.num_mel_bins = 128
+    geometry = PatchGeometry.of(extractor, config)
+    assert (geometry.frequency_patches, geometry.tokens_per_second) == (8, 25.0)
+    model = SlapAudioModel(config).eval()
+    durations = [0.3, 2.0, 5.17]
+    waves = [np.zeros(int(seconds * 16000), dtype=np.float32) for seconds in durations]
+    with torch.no_grad():
+        tokens = model(**extractor(waves, sampling_rate=16000)).last_hidden_state.shape[-2]
+    assert tokens == sum(geometry.tokens_for_duration(seconds) for seconds in durations)
+    collator = SlapCollator(SlapProcessor(extractor, processor.tokenizer), max_tokens=80, crop_seconds=None, geometry=geometry)
+    assert collator.crop_seconds == pytest.approx(3.2)  # 10 patch columns of 8 tokens, 0.32 s each
+    config.patch_frames = 8
+    with pytest.raises(ValueError, match="patch_frames=8"):
+        PatchGeometry.of(extractor, config)
 
 
 def realistic_durations(count: int, seed: int = 0) -> list[float]:
@@ -323,7 +347,7 @@ def test_token_budget_batches_cover_each_clip_once_within_budget():
 
 @pytest.mark.parametrize("drop_last", [True, False])
 def test_token_budget_replicas_get_equal_lengths_and_disjoint_clips(drop_last):
-    lengths = [tokens_for_duration(d) for d in realistic_durations(157, seed=1)]
+    lengths = [DEFAULT_GEOMETRY.tokens_for_duration(d) for d in realistic_durations(157, seed=1)]
     ranks = [TokenBudgetBatchSampler(lengths, 1500, drop_last=drop_last, num_replicas=2, rank=r, seed=9)
              for r in range(2)]
     for sampler in ranks:
@@ -361,7 +385,7 @@ def test_token_budget_stream_batches_examples(tmp_path):
     assert sorted(e["clip_id"] for e in examples) == sorted(e["clip_id"] for e in stream)  # each once
     for batch in batches:
         assert any(e["skip_reason"] is None for e in batch)  # broken items ride along, never alone
-        lengths = [tokens_for_duration(e["duration"], 1.0) for e in good(batch)]
+        lengths = [DEFAULT_GEOMETRY.tokens_for_duration(e["duration"], 1.0) for e in good(batch)]
         assert sum(lengths) <= 60 or len(lengths) == 1
     assert len(batches) > 1
 
@@ -393,7 +417,7 @@ def test_collator_crops_in_training_only_and_deterministically(processor):
     assert batch["audio_lengths"].tolist() == [int(x["audio_lengths"][0]) for x in expected] == [160, 80, 160]
     torch.testing.assert_close(batch["input_features"], torch.cat([x["input_features"] for x in expected]),
                                rtol=0, atol=0)
-    assert batch["audio_lengths"].sum() // 16 * 4 <= sum(tokens_for_duration(e["duration"], 1.5) for e in examples)
+    assert batch["audio_lengths"].sum() // 16 * 4 <= sum(DEFAULT_GEOMETRY.tokens_for_duration(e["duration"], 1.5) for e in examples)
     assert train.crop(examples[2]).shape == (66150, 2)
 
     train.set_epoch(1)

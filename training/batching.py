@@ -5,14 +5,16 @@ audio tokens, not the number of clips. `TokenBudgetBatchSampler` (map-style data
 `TokenBudgetStream` (streamed data) group clips so that every batch carries close to `max_tokens`
 tokens (and at most `max_clips` clips): steady compute per step whatever the duration mix.
 
-Tokens of a clip, as `SlapFeatureExtractor` + the audio encoder count them (25 tokens per second):
-frames = ceil(samples / 160) at 16 kHz, rounded up to a multiple of 16; tokens = 4 per 16 frames
-(16-frame × 16-bin patches over 64 mel bins). The only waste of packing is that rounding (on
-average half a patch column, 80 ms, per clip); `batching_stats` reports it next to the fill ratio
-and to what pad-to-longest batches of the same clips would waste.
+Tokens of a clip, as `SlapFeatureExtractor` + the audio encoder count them (`PatchGeometry`; with the
+default features 25 tokens per second): frames = ceil(samples / hop) at the extractor's rate, rounded
+up to a multiple of the patch's frames; tokens = frequency patches (mel bins / patch bins) per patch
+column. The only waste of packing is that rounding (on average half a patch column, 80 ms by
+default, per clip); `batching_stats` reports it next to the fill ratio and to what pad-to-longest
+batches of the same clips would waste.
 
+    geometry = PatchGeometry.of(processor.feature_extractor, model.config.audio_config)
     sampler = TokenBudgetBatchSampler.from_durations(dataset.durations, max_tokens=16384,
-                                                     crop_seconds=30.0, seed=0)
+                                                     crop_seconds=30.0, seed=0, geometry=geometry)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collator)
     sampler.set_epoch(epoch)  # new order each epoch, reproducible from (seed, epoch)
 """
@@ -29,41 +31,72 @@ import torch
 
 from slap_audio.data.examples import num_samples
 
-SAMPLING_RATE = 16_000  # SlapFeatureExtractor's rate; other rates are resampled to it
-HOP_LENGTH = 160  # 10 ms hop → 100 frames per second
-PATCH_FRAMES = 16  # frames per patch in time (160 ms)
-FREQUENCY_PATCHES = 4  # 64 mel bins / 16 bins per patch
-TOKENS_PER_SECOND = SAMPLING_RATE / HOP_LENGTH / PATCH_FRAMES * FREQUENCY_PATCHES  # 25.0
-MIN_TOKENS = FREQUENCY_PATCHES  # the shortest clip is one patch column
 
+@dataclass(frozen=True)
+class PatchGeometry:
+    """How a clip's duration becomes audio tokens: the feature extractor's sampling rate, hop and
+    frames per patch, and the audio encoder's frequency patches per time column. The defaults are
+    `SlapFeatureExtractor()` with 16-bin patches over 64 mel bins: 25 tokens per second."""
+
+    sampling_rate: int = 16_000
+    hop_length: int = 160
+    patch_frames: int = 16
+    frequency_patches: int = 4
+
+    @classmethod
+    def of(cls, feature_extractor, audio_config=None) -> PatchGeometry:
+        """The geometry of a feature extractor and the audio config it feeds (without a config:
+        16-bin patches). A config whose mel bins or patch frames differ from the extractor's is
+        refused: its model could not read these features."""
+        patch_bins = 16
+        if audio_config is not None:
+            if (audio_config.num_mel_bins, audio_config.patch_frames) != (feature_extractor.feature_size,
+                                                                          feature_extractor.patch_frames):
+                raise ValueError(
+                    f"the feature extractor makes {feature_extractor.feature_size} mel bins in "
+                    f"{feature_extractor.patch_frames}-frame patches, the audio config expects "
+                    f"num_mel_bins={audio_config.num_mel_bins}, patch_frames={audio_config.patch_frames}"
+                )
+            patch_bins = audio_config.patch_bins
+        return cls(int(feature_extractor.sampling_rate), int(feature_extractor.hop_length),
+                   int(feature_extractor.patch_frames), int(feature_extractor.feature_size) // patch_bins)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.sampling_rate / self.hop_length / self.patch_frames * self.frequency_patches
+
+    @property
+    def min_tokens(self) -> int:
+        """Tokens of the shortest clip: one patch column."""
+        return self.frequency_patches
+
+    def tokens_for_samples(self, num_samples: int) -> int:
+        """Audio tokens of a clip of `num_samples` samples at `sampling_rate`
+        (`SlapFeatureExtractor.num_frames` / patch frames × frequency patches)."""
+        frames = max(1, -(-int(num_samples) // self.hop_length))
+        return self.frequency_patches * -(-frames // self.patch_frames)
+
+    def tokens_for_duration(self, seconds: float, crop_seconds: float | None = None) -> int:
+        """Audio tokens of a clip of `seconds` (after cropping to `crop_seconds`, if given)."""
+        if crop_seconds is not None:
+            seconds = min(seconds, crop_seconds)
+        # the epsilon absorbs float error in durations computed as samples / rate
+        return self.tokens_for_samples(math.ceil(seconds * self.sampling_rate - 1e-6))
+
+    def seconds_for_tokens(self, tokens: int) -> float:
+        """Longest duration whose clip has at most `tokens` tokens (whole patch columns)."""
+        columns = int(tokens) // self.frequency_patches
+        if columns < 1:
+            raise ValueError(f"{tokens} tokens hold no patch column (at least {self.frequency_patches} needed)")
+        return columns * self.patch_frames * self.hop_length / self.sampling_rate
+
+
+DEFAULT_GEOMETRY = PatchGeometry()
 T = TypeVar("T")
 
 
-def tokens_for_samples(num_samples: int) -> int:
-    """Audio tokens of a clip of `num_samples` samples at 16 kHz (`SlapFeatureExtractor.num_frames`
-    / 16 × 4)."""
-    frames = max(1, -(-int(num_samples) // HOP_LENGTH))
-    return FREQUENCY_PATCHES * -(-frames // PATCH_FRAMES)
-
-
-def tokens_for_duration(seconds: float, crop_seconds: float | None = None) -> int:
-    """Audio tokens of a clip of `seconds` (after cropping to `crop_seconds`, if given)."""
-    if crop_seconds is not None:
-        seconds = min(seconds, crop_seconds)
-    # the epsilon absorbs float error in durations computed as samples / rate
-    return tokens_for_samples(math.ceil(seconds * SAMPLING_RATE - 1e-6))
-
-
-def seconds_for_tokens(tokens: int) -> float:
-    """Longest duration whose clip has at most `tokens` tokens (whole patch columns of 0.16 s)."""
-    columns = int(tokens) // FREQUENCY_PATCHES
-    if columns < 1:
-        raise ValueError(f"{tokens} tokens hold no patch column (at least {FREQUENCY_PATCHES} needed)")
-    return columns * PATCH_FRAMES * HOP_LENGTH / SAMPLING_RATE
-
-
 def pack_by_token_budget(items: Iterable[tuple[T, int]], max_tokens: int, max_clips: int | None = None,
-                         open_batches: int = 8, min_tokens: int = MIN_TOKENS) -> Iterator[list[T]]:
+                         open_batches: int = 8, min_tokens: int = DEFAULT_GEOMETRY.min_tokens) -> Iterator[list[T]]:
     """Group `(item, tokens)` pairs into batches of at most `max_tokens` tokens and `max_clips` items.
 
     First fit over up to `open_batches` batches filled at once (1 = plain sequential filling): an
@@ -101,7 +134,7 @@ class BatchingStats:
     Attributes:
         num_batches, num_clips: counts.
         tokens: tokens computed (clips' frames rounded up to whole patches).
-        audio_tokens: tokens of the audio itself (duration × 25), if durations were given.
+        audio_tokens: tokens of the audio itself (duration × tokens per second), if durations were given.
         padding_waste: 1 - audio_tokens / tokens: the packing's rounding waste.
         fill_ratio: tokens / (num_batches × max_tokens), if a budget was given.
         max_batch_tokens: the largest batch.
@@ -121,7 +154,8 @@ class BatchingStats:
 
 
 def batching_stats(batches: Sequence[Sequence[int]], lengths_in_tokens: Sequence[int], max_tokens: int | None = None,
-                   durations: Sequence[float] | None = None, crop_seconds: float | None = None) -> BatchingStats:
+                   durations: Sequence[float] | None = None, crop_seconds: float | None = None,
+                   geometry: PatchGeometry = DEFAULT_GEOMETRY) -> BatchingStats:
     """Statistics of `batches` (lists of clip indices): packed tokens, rounding waste, fill ratio,
     and the pad-to-longest cost of the same batches. Works for any batching, e.g.
     `fixed_size_batches` to compare with a plain batch-size loader."""
@@ -130,7 +164,8 @@ def batching_stats(batches: Sequence[Sequence[int]], lengths_in_tokens: Sequence
     padded = sum(len(b) * max(b) for b in batch_tokens if b)
     audio = None
     if durations is not None:
-        audio = sum(min(durations[i], crop_seconds or math.inf) * TOKENS_PER_SECOND for batch in batches for i in batch)
+        audio = sum(min(durations[i], crop_seconds or math.inf) * geometry.tokens_per_second
+                    for batch in batches for i in batch)
     real = audio if audio is not None else tokens
     return BatchingStats(
         num_batches=len(batches), num_clips=sum(map(len, batches)), tokens=tokens, audio_tokens=audio,
@@ -162,7 +197,7 @@ class TokenBudgetBatchSampler(torch.utils.data.Sampler[list[int]]):
     `set_epoch` (it varies by a few batches between epochs).
 
     Args:
-        lengths_in_tokens: tokens of each clip, after cropping (`tokens_for_duration`).
+        lengths_in_tokens: tokens of each clip, after cropping (`PatchGeometry.tokens_for_duration`).
         max_tokens: token budget of a batch; a longer clip forms a batch of its own.
         max_clips: at most this many clips per batch (`None`: no limit).
         shuffle: random order per epoch; `False` keeps the dataset order (evaluation).
@@ -172,31 +207,33 @@ class TokenBudgetBatchSampler(torch.utils.data.Sampler[list[int]]):
         open_batches: batches filled at once (first fit); more gives fuller batches.
         durations: seconds per clip, only for `stats()` (padding waste).
         crop_seconds: crop length the lengths assume, only for `stats()`.
+        geometry: how durations become tokens (`PatchGeometry.of(feature_extractor, audio_config)`).
     """
 
     def __init__(self, lengths_in_tokens: Sequence[int], max_tokens: int, max_clips: int | None = None,
                  shuffle: bool = True, seed: int = 0, drop_last: bool = False, num_replicas: int = 1, rank: int = 0,
                  *, open_batches: int = 8, durations: Sequence[float] | None = None,
-                 crop_seconds: float | None = None):
+                 crop_seconds: float | None = None, geometry: PatchGeometry = DEFAULT_GEOMETRY):
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
-        if max_tokens < MIN_TOKENS:
-            raise ValueError(f"max_tokens must be at least {MIN_TOKENS}, got {max_tokens}")
+        if max_tokens < geometry.min_tokens:
+            raise ValueError(f"max_tokens must be at least {geometry.min_tokens}, got {max_tokens}")
         self.lengths = [int(length) for length in lengths_in_tokens]
         self.max_tokens, self.max_clips, self.open_batches = int(max_tokens), max_clips, open_batches
         self.shuffle, self.seed, self.drop_last = shuffle, int(seed), drop_last
         self.num_replicas, self.rank = num_replicas, rank
-        self.durations, self.crop_seconds = durations, crop_seconds
+        self.durations, self.crop_seconds, self.geometry = durations, crop_seconds, geometry
         self.epoch = 0
         self._cache: tuple[int, list[list[int]]] | None = None
 
     @classmethod
     def from_durations(cls, durations: Sequence[float], max_tokens: int, crop_seconds: float | None = None,
-                       **kwargs: Any) -> TokenBudgetBatchSampler:
+                       geometry: PatchGeometry = DEFAULT_GEOMETRY, **kwargs: Any) -> TokenBudgetBatchSampler:
         """Sampler over clips of these durations (seconds), cropped to `crop_seconds` as the
         collator will crop them."""
-        lengths = [tokens_for_duration(d, crop_seconds) for d in durations]
-        return cls(lengths, max_tokens, durations=list(durations), crop_seconds=crop_seconds, **kwargs)
+        lengths = [geometry.tokens_for_duration(d, crop_seconds) for d in durations]
+        return cls(lengths, max_tokens, durations=list(durations), crop_seconds=crop_seconds, geometry=geometry,
+                   **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -208,7 +245,7 @@ class TokenBudgetBatchSampler(torch.utils.data.Sampler[list[int]]):
             return self._cache[1]
         generator = np.random.default_rng([self.seed, epoch])
         order = generator.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
-        min_tokens = min(self.lengths, default=MIN_TOKENS)
+        min_tokens = min(self.lengths, default=self.geometry.min_tokens)
         pairs = ((int(i), self.lengths[i]) for i in order)
         batches = list(pack_by_token_budget(pairs, self.max_tokens, self.max_clips, self.open_batches, min_tokens))
         if self.shuffle:
@@ -235,15 +272,18 @@ class TokenBudgetBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def stats(self) -> BatchingStats:
         """`batching_stats` of this epoch's batches over all replicas."""
-        return batching_stats(self.all_batches(), self.lengths, self.max_tokens, self.durations, self.crop_seconds)
+        return batching_stats(self.all_batches(), self.lengths, self.max_tokens, self.durations, self.crop_seconds,
+                              self.geometry)
 
 
-def example_tokens(example: dict | None, crop_seconds: float | None = None) -> int:
+def example_tokens(example: dict | None, crop_seconds: float | None = None,
+                   geometry: PatchGeometry = DEFAULT_GEOMETRY) -> int:
     """Tokens of a decoded example (0 for a broken one, which the collator drops)."""
     if example is None or example.get("audio") is None:
         return 0
     audio = example["audio"]
-    return tokens_for_duration(num_samples(np.asarray(audio["array"])) / int(audio["sampling_rate"]), crop_seconds)
+    seconds = num_samples(np.asarray(audio["array"])) / int(audio["sampling_rate"])
+    return geometry.tokens_for_duration(seconds, crop_seconds)
 
 
 def pack_with_broken(items: Iterable[tuple[T, int]], max_tokens: int, max_clips: int | None = None,
@@ -282,10 +322,10 @@ class TokenBudgetStream(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, examples: Iterable[dict], max_tokens: int, max_clips: int | None = None,
-                 crop_seconds: float | None = None, open_batches: int = 8):
+                 crop_seconds: float | None = None, open_batches: int = 8, geometry: PatchGeometry = DEFAULT_GEOMETRY):
         self.examples = examples
         self.max_tokens, self.max_clips, self.open_batches = max_tokens, max_clips, open_batches
-        self.crop_seconds = crop_seconds
+        self.crop_seconds, self.geometry = crop_seconds, geometry
 
     def set_epoch(self, epoch: int) -> None:
         """Passed on to the wrapped stream (a shuffled `datasets.IterableDataset` reshuffles)."""
@@ -293,5 +333,5 @@ class TokenBudgetStream(torch.utils.data.IterableDataset):
             self.examples.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[list[dict]]:
-        pairs = ((example, example_tokens(example, self.crop_seconds)) for example in self.examples)
+        pairs = ((example, example_tokens(example, self.crop_seconds, self.geometry)) for example in self.examples)
         return pack_with_broken(pairs, self.max_tokens, self.max_clips, self.open_batches)

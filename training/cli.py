@@ -35,7 +35,7 @@ from slap_audio.modeling_slap import (
     SlapProcessor,
     register_auto_classes,
 )
-from slap_audio.training.batching import TokenBudgetBatchSampler
+from slap_audio.training.batching import PatchGeometry, TokenBudgetBatchSampler
 from slap_audio.training.collator import SlapCollator
 from slap_audio.training.streaming import ShardStream, StreamingSlapTrainer, shard_captions
 from slap_audio.training.text import resolve_text_weights, text_side
@@ -63,7 +63,7 @@ class DataArguments:
     train_size: int | None = field(default=2000, metadata={"help": "clips of built-in data"})
     eval_source: str | None = field(default="builtin:validation", metadata={"help": "retrieval evaluation set (none to skip)"})
     eval_size: int | None = field(default=200, metadata={"help": "clips of built-in evaluation data"})
-    max_tokens: int = field(default=6000, metadata={"help": "audio tokens per batch (25 per second)"})
+    max_tokens: int = field(default=6000, metadata={"help": "audio tokens per batch (25 per second with the default features)"})
     max_clips: int | None = field(default=64, metadata={"help": "clips per batch at most"})
     crop_seconds: float = field(default=30.0, metadata={"help": "training crop of long clips (seeded)"})
     train_max_duration: float = field(default=30.0, metadata={"help": "longest built-in training clip generated, in seconds (whole clips whose captions describe all of them, unlike crops)"})
@@ -146,7 +146,9 @@ def build_model(model_args: ModelArguments, captions: Iterable[str]) -> tuple[Sl
     if text_path is not None:
         model.text_model.load_pretrained_encoder(text_path)
         model.init_teacher_from_student()
-    return model, SlapProcessor(SlapFeatureExtractor(), tokenizer)
+    audio = config.audio_config  # the features the audio encoder's patches are cut from
+    return model, SlapProcessor(SlapFeatureExtractor(feature_size=audio.num_mel_bins, patch_frames=audio.patch_frames),
+                                tokenizer)
 
 
 def _text_learning_rate_scale(model_args: ModelArguments) -> float:
@@ -216,7 +218,9 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
             data_args.eval_source, split="validation",
             **_source_options(data_args.eval_source, data_args.eval_size, seed),
         )
-    collator = SlapCollator(processor, max_tokens=data_args.max_tokens, crop_seconds=data_args.crop_seconds, seed=seed)
+    geometry = PatchGeometry.of(processor.feature_extractor, model.config.audio_config)
+    collator = SlapCollator(processor, max_tokens=data_args.max_tokens, crop_seconds=data_args.crop_seconds, seed=seed,
+                            geometry=geometry)
     if data_args.streaming:
         sampler = None
         start_batch = 0
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
         train.set_crops(collator)  # decode only each clip's crop
         sampler = TokenBudgetBatchSampler.from_durations(
             train.durations, data_args.max_tokens, crop_seconds=data_args.crop_seconds, max_clips=data_args.max_clips,
-            seed=seed, num_replicas=training_args.world_size, rank=training_args.process_index,
+            geometry=geometry, seed=seed, num_replicas=training_args.world_size, rank=training_args.process_index,
         )
     trainer = StreamingSlapTrainer(
         model=model, args=training_args, train_dataset=train, eval_dataset=evaluation, data_collator=collator,

@@ -37,7 +37,7 @@ import torch
 
 from slap_audio.data.examples import NO_TEXT, CropWindow, SkipStats, samples_axis
 from slap_audio.modeling_slap.packed_attention import length_groups
-from slap_audio.training.batching import seconds_for_tokens
+from slap_audio.training.batching import PatchGeometry
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class SlapCollator:
         processor: a `SlapProcessor` (its feature extractor and tokenizer are used).
         max_tokens: if set, training crops also keep every clip within this many audio tokens, so a
             single long clip never exceeds the batch budget.
+        geometry: how seconds become audio tokens (default: the processor's feature extractor with
+            16-bin patches; pass `PatchGeometry.of(feature_extractor, audio_config)` for others).
         crop_seconds: training crop length (`None`: no crop). Match the batch sampler's.
         seed: seed of crops and caption choices.
         caption_max_length: captions are truncated to this many tokens.
@@ -85,11 +87,14 @@ class SlapCollator:
     """
 
     def __init__(self, processor, max_tokens: int | None = None, crop_seconds: float | None = 30.0, seed: int = 0,
-                 caption_max_length: int = 64, train: bool = True, return_metadata: bool = False):
+                 caption_max_length: int = 64, train: bool = True, return_metadata: bool = False,
+                 geometry: PatchGeometry | None = None):
         self.processor = processor
         self.max_tokens, self.seed, self.train = max_tokens, int(seed), train
         self.caption_max_length, self.return_metadata = caption_max_length, return_metadata
-        limits = [s for s in (crop_seconds, seconds_for_tokens(max_tokens) if max_tokens else None) if s is not None]
+        self.geometry = geometry or PatchGeometry.of(processor.feature_extractor)
+        by_budget = self.geometry.seconds_for_tokens(max_tokens) if max_tokens else None
+        limits = [s for s in (crop_seconds, by_budget) if s is not None]
         self.crop_seconds = min(limits) if limits else None
         self.epoch = 0
         self.skip_stats = SkipStats()

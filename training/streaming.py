@@ -43,7 +43,7 @@ from slap_audio.data.examples import (
     probe_duration,
 )
 from slap_audio.data.shards import iter_shard, list_shards, shard_row_fields
-from slap_audio.training.batching import pack_with_broken, tokens_for_duration
+from slap_audio.training.batching import pack_with_broken
 from slap_audio.training.collator import SlapCollator
 from slap_audio.training.trainer import SlapTrainer
 
@@ -122,7 +122,7 @@ class ShardStream(torch.utils.data.IterableDataset):
                 yield fields_, 0
                 continue
             try:
-                yield fields_, tokens_for_duration(probe_duration(fields_["audio"]), crop_seconds)
+                yield fields_, self.collator.geometry.tokens_for_duration(probe_duration(fields_["audio"]), crop_seconds)
             except SkippedItem as err:
                 yield {**fields_, "skip_reason": err.reason}, 0
 
