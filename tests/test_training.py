@@ -213,3 +213,19 @@ def test_evaluation_without_an_evaluation_set_is_refused_clearly():
         parse_arguments(["configs/tiny.yaml", "--eval_source", "none"])
     _, data_args, training_args = parse_arguments(["configs/tiny.yaml", "--eval_source", "none", "--eval_strategy", "no"])
     assert data_args.eval_source == "none" and training_args.eval_strategy == "no"
+
+
+def test_a_new_model_takes_its_features_from_the_arguments_and_its_config():
+    """`--hop_length 320` and a config with 128 mel bins: the processor makes those features and the
+    token budget counts them (12.5 patch columns of 8 tokens per second)."""
+    from slap_audio.training.batching import PatchGeometry
+    from slap_audio.training.cli import ModelArguments, build_model
+
+    arguments = ModelArguments(size="micro", text_weights="none", text_vocab_size=64, hop_length=320,
+                               config_overrides=json.dumps({"audio_config": {"num_mel_bins": 128}}))
+    model, processor = build_model(arguments, ["a dog barking", "rain on a roof"] * 20)
+    features = processor.feature_extractor
+    assert (features.hop_length, features.feature_size) == (320, 128)
+    assert PatchGeometry.of(features, model.config.audio_config).tokens_per_second == 25.0
+    waves = [torch.zeros(16000).numpy()]
+    assert model.audio_model(**features(waves, sampling_rate=16000)).last_hidden_state.shape[-2] == 8 * 4  # 50 frames → 4 columns

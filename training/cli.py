@@ -53,6 +53,7 @@ class ModelArguments:
     text_vocab_size: int = field(default=1024, metadata={"help": "WordPiece vocabulary built from the captions when text_weights is none"})
     text_learning_rate_scale: float | None = field(default=None, metadata={"help": "learning-rate multiplier of the text encoder (0 freezes it); default 0.1 with pretrained text weights, else 1"})
     config_overrides: str | None = field(default=None, metadata={"help": "JSON object of SlapConfig fields, e.g. '{\"captioning_weight\": 0}'"})
+    hop_length: int = field(default=160, metadata={"help": "mel frame hop in samples at 16 kHz (160 = 10 ms, 25 tokens/s; 320 halves the audio tokens; a new model only: --init_from and resumed runs keep their processor's)"})
 
 
 @dataclass
@@ -147,8 +148,9 @@ def build_model(model_args: ModelArguments, captions: Iterable[str]) -> tuple[Sl
         model.text_model.load_pretrained_encoder(text_path)
         model.init_teacher_from_student()
     audio = config.audio_config  # the features the audio encoder's patches are cut from
-    return model, SlapProcessor(SlapFeatureExtractor(feature_size=audio.num_mel_bins, patch_frames=audio.patch_frames),
-                                tokenizer)
+    features = SlapFeatureExtractor(feature_size=audio.num_mel_bins, patch_frames=audio.patch_frames,
+                                    hop_length=model_args.hop_length)
+    return model, SlapProcessor(features, tokenizer)
 
 
 def _text_learning_rate_scale(model_args: ModelArguments) -> float:
