@@ -44,15 +44,12 @@ class CaptionRunner:
     """`generate` on one pack of the workload, cached or not."""
 
     def __init__(self, size: str, use_cache: bool, num_beams: int, clips: int, new_tokens: int, quick: bool):
-        from transformers.utils import logging
-
         from slap_audio.modeling_slap import (
             SlapConfig,
             SlapFeatureExtractor,
             SlapForConditionalGeneration,
         )
 
-        logging.set_verbosity_error()  # `max_new_tokens` beside the config's `max_length` warns every call
         torch.manual_seed(0)
         self.model = SlapForConditionalGeneration(SlapConfig.from_size(size)).eval()
         all_specs = workload(quick)

@@ -66,7 +66,7 @@ from .workload import (
 
 BENCH = "train_step"
 SLAP_RATE, CLAP_RATE = 16_000, 48_000
-TOKENS_PER_FRAME = 4 / 16  # 4 frequency patches per 16-frame time column
+TOKENS_PER_FRAME = DEFAULT_GEOMETRY.frequency_patches / DEFAULT_GEOMETRY.patch_frames  # of the default features
 Objective = Callable[[torch.nn.Module, dict], torch.Tensor]
 
 

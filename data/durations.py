@@ -9,8 +9,8 @@ one on every rank is minutes of idle accelerators, so `probe_durations`:
   manifest), keyed by the file's path relative to that folder, with its size and modification time:
   a file that changed (or a new one) is probed again, the others are read from the cache;
 - under `torch.distributed`, lets rank 0 probe and write the cache while the other ranks wait for
-  its word, then read it (if rank 0 fails, every rank raises, none waits forever) (probing themselves only what the cache lacks, e.g. when the folder is
-  read-only and nothing could be written).
+  its word, then read it, probing themselves only what the cache lacks (e.g. when the folder is
+  read-only and nothing could be written). If rank 0 fails, every rank raises: none waits forever.
 
 A file that cannot be used (missing, undecodable header, no samples) comes back as the
 `SkippedItem` that says why; undecodable and empty files are cached too (by size and time), so a
@@ -123,7 +123,8 @@ def probe_durations(values: Sequence[Any], base_dir: str | os.PathLike | None = 
     Paths are looked up in `cache_file` (none: no cache) and only new or changed files are probed,
     `num_threads` at a time. With an initialised process group, rank 0 probes and writes the cache
     first; the other ranks wait for its word (a broadcast every rank must reach), then read it, or
-    raise an error naming what failed on rank 0.
+    raise an error naming what failed on rank 0. With NCCL the broadcast goes through the current
+    CUDA device: each rank must have set its own (`slap-train` does, through `TrainingArguments`).
     """
     base = None if base_dir is None else str(base_dir)
     cache = None if cache_file is None else Path(cache_file)
@@ -135,7 +136,7 @@ def probe_durations(values: Sequence[Any], base_dir: str | os.PathLike | None = 
     if torch.distributed.get_rank() == 0:
         try:
             results = _probe_with_cache(values, base, cache, num_threads, write=True)
-        except Exception as err:  # told to every rank below: none is left waiting for a cache never written
+        except BaseException as err:  # an interrupt too: told to every rank, none waits for a cache never written
             failure = [f"{type(err).__name__}: {err}"]
             torch.distributed.broadcast_object_list(failure, src=0)
             raise

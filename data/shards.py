@@ -223,12 +223,12 @@ class _ShardWriter:
         """Drop the unfinished shard (after an error): the finished ones stay whole."""
         if not self.open:
             return
-        if self.archive is not None:
-            self.archive.close()
-            self.archive = None
-        self.rows = []
-        Path(self.partial).unlink(missing_ok=True)
-        self.open = False
+        try:
+            if self.archive is not None:
+                self.archive.close()
+        finally:  # even when closing fails too (a full disk): the unfinished shard goes
+            self.archive, self.rows, self.open = None, [], False
+            Path(self.partial).unlink(missing_ok=True)
 
 
 def write_shards(source: str | os.PathLike, out: str | os.PathLike, format: str = "tar", clips_per_shard: int = 1000,

@@ -192,7 +192,7 @@ def generate_captions(captioner, processor, examples: Sequence[dict], num_beams:
     December 2026 set one in their generation config, and transformers warns on every call when
     both are set)."""
     device = next(captioner.parameters()).device
-    max_length = min(1 + max_new_tokens, captioner.config.decoder_config.max_position_embeddings)
+    max_length = 1 + min(max_new_tokens, captioner.config.decoder_config.max_position_embeddings)
     waveforms, rates = _audio(examples)
     batches = [list(range(start, min(start + CAPTION_BATCH, len(waveforms))))
                for start in range(0, len(waveforms), CAPTION_BATCH)]

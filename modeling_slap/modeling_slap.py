@@ -285,7 +285,8 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
     ) -> torch.LongTensor:
         """Caption clips: from their features, or from audio tokens already encoded by `encode_audio`
         (`encoder_hidden_states (num_clips, max_tokens, dim)` and their `encoder_attention_mask`), e.g.
-        to decode the same audio several ways. Extra keyword arguments go to `GenerationMixin.generate`."""
+        to decode the same audio several ways. Extra keyword arguments go to `GenerationMixin.generate`;
+        without a length limit, captions may run to the decoder's positions."""
         if encoder_hidden_states is None:
             if input_features is None:
                 raise ValueError("generate needs input_features (audio) or encoder_hidden_states")
@@ -294,6 +295,10 @@ class SlapForConditionalGeneration(SlapPreTrainedModel, GenerationMixin):
             )
         elif encoder_attention_mask is None:
             raise ValueError("encoder_hidden_states need their encoder_attention_mask (from encode_audio)")
+        generation_config = kwargs.get("generation_config") or self.generation_config
+        if all(kwargs.get(key) is None and getattr(generation_config, key, None) is None
+               for key in ("max_length", "max_new_tokens")):  # BOS + as many tokens as positions (the last is never fed)
+            kwargs["max_new_tokens"] = self.config.decoder_config.max_position_embeddings
         bos = self.config.decoder_config.bos_token_id
         start = torch.full(
             (encoder_hidden_states.shape[0], 1), bos, dtype=torch.long, device=encoder_hidden_states.device

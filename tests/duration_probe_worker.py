@@ -5,6 +5,7 @@ read (or the error it raised) to `folder/rank<r>.json` (a small module: each spa
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import soundfile
@@ -17,7 +18,7 @@ CLIPS = ["a.wav", "b.wav", "c.flac", "dog.wav"]
 
 def probe_on_rank(rank: int, world_size: int, port: int, folder: str, fail_on_rank_zero: bool = False) -> None:
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                                         world_size=world_size)
+                                         world_size=world_size, timeout=timedelta(seconds=60))  # a hang fails fast
     reads, info = [], soundfile.info
 
     def counting(file, *args, **kwargs):

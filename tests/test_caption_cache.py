@@ -138,9 +138,11 @@ def test_static_cache_is_refused_with_a_clear_error(captioner, pack):
 
 def test_generate_with_max_new_tokens_is_quiet_and_bounded_by_the_positions(captioner, pack, tmp_path):
     """`generate(max_new_tokens=...)` as in the README: no "both max_new_tokens and max_length"
-    warning (the generation config sets no max_length), after a save and load too; a request past the
-    decoder's positions is refused by name."""
+    warning (the generation config sets no max_length), after a save and load too; without a limit,
+    no "model-agnostic default max_length" of 20 either: captions may run to the decoder's positions;
+    a request past them is refused by name."""
     import logging
+    import warnings
 
     captioner.save_pretrained(tmp_path)
     loaded = SlapForConditionalGeneration.from_pretrained(tmp_path).eval()
@@ -149,11 +151,15 @@ def test_generate_with_max_new_tokens_is_quiet_and_bounded_by_the_positions(capt
     handler.emit = records.append
     logging.getLogger("transformers").addHandler(handler)
     try:
-        for model in (captioner, loaded):
-            assert model.generate(**pack, max_new_tokens=4, min_new_tokens=4).shape[1] == 5
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for model in (captioner, loaded):
+                assert model.generate(**pack, max_new_tokens=4, min_new_tokens=4).shape[1] == 5
+                assert model.generate(**pack, min_new_tokens=30).shape[1] > 21
     finally:
         logging.getLogger("transformers").removeHandler(handler)
     assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+    assert not [w for w in caught if "max_length" in str(w.message)]
     limit = captioner.config.decoder_config.max_position_embeddings  # BOS + limit tokens: the last is never fed
     assert captioner.generate(**pack, max_new_tokens=limit, min_new_tokens=limit).shape[1] == 1 + limit
     with pytest.raises(ValueError, match="max_position_embeddings"):

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from slap_audio.data.examples import num_samples
+from slap_audio.modeling_slap import SlapAudioConfig, SlapFeatureExtractor
 
 
 @dataclass(frozen=True)
@@ -44,22 +45,21 @@ class PatchGeometry:
     frequency_patches: int = 4
 
     @classmethod
-    def of(cls, feature_extractor, audio_config=None) -> PatchGeometry:
-        """The geometry of a feature extractor and the audio config it feeds (without a config:
-        16-bin patches). A config whose mel bins or patch frames differ from the extractor's is
-        refused: its model could not read these features."""
-        patch_bins = 16
-        if audio_config is not None:
-            if (audio_config.num_mel_bins, audio_config.patch_frames) != (feature_extractor.feature_size,
-                                                                          feature_extractor.patch_frames):
-                raise ValueError(
-                    f"the feature extractor makes {feature_extractor.feature_size} mel bins in "
-                    f"{feature_extractor.patch_frames}-frame patches, the audio config expects "
-                    f"num_mel_bins={audio_config.num_mel_bins}, patch_frames={audio_config.patch_frames}"
-                )
-            patch_bins = audio_config.patch_bins
-        return cls(int(feature_extractor.sampling_rate), int(feature_extractor.hop_length),
-                   int(feature_extractor.patch_frames), int(feature_extractor.feature_size) // patch_bins)
+    def of(cls, feature_extractor: SlapFeatureExtractor, audio_config: SlapAudioConfig | None = None) -> PatchGeometry:
+        """The geometry of a feature extractor and the audio config it feeds (without a config: the
+        config's default patches over the extractor's bins). A config whose mel bins or patch frames
+        differ from the extractor's is refused: its model could not read these features."""
+        features = feature_extractor
+        if audio_config is None:
+            audio_config = SlapAudioConfig(num_mel_bins=features.feature_size, patch_frames=features.patch_frames)
+        if (audio_config.num_mel_bins, audio_config.patch_frames) != (features.feature_size, features.patch_frames):
+            raise ValueError(
+                f"the feature extractor makes {features.feature_size} mel bins in {features.patch_frames}-frame "
+                f"patches, the audio config expects num_mel_bins={audio_config.num_mel_bins}, "
+                f"patch_frames={audio_config.patch_frames}"
+            )
+        return cls(int(features.sampling_rate), int(features.hop_length), int(features.patch_frames),
+                   audio_config.freq_patches)
 
     @property
     def tokens_per_second(self) -> float:
@@ -287,7 +287,7 @@ def example_tokens(example: dict | None, crop_seconds: float | None = None,
 
 
 def pack_with_broken(items: Iterable[tuple[T, int]], max_tokens: int, max_clips: int | None = None,
-                     open_batches: int = 8) -> Iterator[list[T]]:
+                     open_batches: int = 8, min_tokens: int = DEFAULT_GEOMETRY.min_tokens) -> Iterator[list[T]]:
     """`pack_by_token_budget` for a stream in which some items are broken (0 tokens): those ride
     along with the next batch (the collator drops and counts them), so that no batch is only
     broken, and the stream's last broken items join its last batch."""
@@ -301,7 +301,7 @@ def pack_with_broken(items: Iterable[tuple[T, int]], max_tokens: int, max_clips:
                 broken.append(item)
 
     previous: list[T] | None = None  # held back one step, to take the stream's last broken items
-    for batch in pack_by_token_budget(usable(), max_tokens, max_clips, open_batches):
+    for batch in pack_by_token_budget(usable(), max_tokens, max_clips, open_batches, min_tokens):
         if previous is not None:
             yield previous
         previous, broken = batch + broken, []
@@ -334,4 +334,4 @@ class TokenBudgetStream(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[list[dict]]:
         pairs = ((example, example_tokens(example, self.crop_seconds, self.geometry)) for example in self.examples)
-        return pack_with_broken(pairs, self.max_tokens, self.max_clips, self.open_batches)
+        return pack_with_broken(pairs, self.max_tokens, self.max_clips, self.open_batches, self.geometry.min_tokens)

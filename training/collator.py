@@ -117,8 +117,8 @@ class SlapCollator:
         def window(total: int, rate: int) -> tuple[int, int]:
             if not self.train or self.crop_seconds is None:
                 return 0, total
-            # floor: the window never holds more 16 kHz samples than `crop_seconds` (the sampler's
-            # token estimate), whatever the input rate
+            # floor: the window never holds more than `crop_seconds` of audio (the sampler's token
+            # estimate), whatever the input rate
             length = max(1, math.floor(self.crop_seconds * int(rate) + 1e-6))
             if total <= length:
                 return 0, total

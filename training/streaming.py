@@ -134,7 +134,7 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def _packed(self, epoch: int, worker: int, num_workers: int) -> Iterator[list[dict]]:
         return pack_with_broken(self._samples(epoch, worker, num_workers), self.max_tokens, self.max_clips,
-                                self.open_batches)
+                                self.open_batches, self.collator.geometry.min_tokens)
 
     def epoch_batches(self, epoch: int, worker: int = 0, num_workers: int = 1) -> Iterator[list[dict]]:
         """One reader's batches of one pass (`__iter__` chains the passes)."""
