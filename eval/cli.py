@@ -27,11 +27,13 @@ console-script entry (`sys.exit(main())` would print that dict and exit 1).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,7 +92,7 @@ class EvalArguments:
     output_dir: str = field(default="eval_results", metadata={"help": "where results.json and the plots go"})
     batch_seconds: float = field(default=DEFAULT_BATCH_SECONDS, metadata={"help": "audio seconds per packed forward pass"})
     templates: list[str] = field(default_factory=lambda: [DEFAULT_TEMPLATE], metadata={"help": "zero-shot prompt templates ({} = class name); several are averaged per class; 'builtin' = the built-in set's five"})
-    zero_shot_tasks: list[str] = field(default_factory=lambda: [AUTO_TASKS], metadata={"help": "zero-shot tasks by field: 'auto' (category, instrument, family, drums, language when the rows carry a category), 'none', those names, or NAME=FIELD[@FIELD=VALUE] (e.g. gender=attributes.gender@category=speech; prompts: --templates)"})
+    zero_shot_tasks: list[str] = field(default_factory=lambda: [AUTO_TASKS], metadata={"help": "zero-shot tasks by field: 'auto' (category, instrument, family, drums, language, category_by_label when the rows carry a category), 'none', those names, or NAME=FIELD[@FIELD=VALUE] (e.g. gender=attributes.gender@category=speech; prompts: --templates)"})
     pipeline_check: int = field(default=16, metadata={"help": "clips classified through the transformers pipeline too (0: skip the check)"})
     probe_train: str | None = field(default=None, metadata={"help": "train the linear probe on this source (its train split, e.g. builtin:train) instead of half the evaluated clips"})
     probe_clips: int | None = field(default=None, metadata={"help": "clips of --probe-train (default: as many as are evaluated for built-in data, every item otherwise)"})
@@ -158,6 +160,19 @@ def load_examples(source: str, split: str, num_clips: int | None, desc: str = "l
         else:
             examples.append(example)
     return examples, stats
+
+
+def vocabulary_rows(source: str, split: str) -> list[dict] | None:
+    """Label, category and attributes of the rows of an audio folder's `train/` split (no audio is
+    read): the names a model trained on it learned, for zero-shot tasks scored by members. `None`
+    when the evaluated split is the training split, or the source is not a folder with one."""
+    folder = Path(source, "train")
+    if is_builtin(source) or split == "train" or not folder.is_dir():
+        return None
+    rows = load_audio_text_dataset(folder, probe=False).rows
+    columns = [name for name in ("label", "category", "attributes") if name in rows.column_names]
+    return [{**row, "attributes": json.loads(row.get("attributes") or "{}")}
+            for row in rows.select_columns(columns).to_list()]
 
 
 def _audio(examples: Sequence[dict]) -> tuple[list[np.ndarray], list[int]]:
@@ -341,7 +356,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 model, processor, examples, embedded, LABELS if builtin else labels, args)
     with _step(steps, "zero-shot tasks"):
         tasks = resolve_tasks(args.zero_shot_tasks, examples, args.templates)
-        sections, skipped_tasks = evaluate_zero_shot_tasks(model, processor, tasks, examples, embedded.audio)
+        vocabulary = vocabulary_rows(args.dataset, split) if any(t.members_field for t in tasks) else None
+        sections, skipped_tasks = evaluate_zero_shot_tasks(model, processor, tasks, examples, embedded.audio,
+                                                           vocabulary)
         for message in skipped_tasks:
             tqdm.write(f"slap-eval: {message}")
         if sections:

@@ -37,7 +37,11 @@ fast path with the clips' embeddings computed once. `CORPUS_TASKS` are those of 
 - `instrument`: instrument clips, their `label` (the GM program name);
 - `family`: instrument clips, `attributes.family` (the GM family: "piano", "brass"...);
 - `drums`: drum clips, their `label` (the drum instrument);
-- `language`: speech clips, `attributes.language` ("Italian"...).
+- `language`: speech clips, `attributes.language` ("Italian"...);
+- `category_by_label`: the category again, each scored by its best-matching **member**: the labels
+  its clips carry in the training split (the names the model learned: "trumpet", "snare drum",
+  "Italian speech", "rain"...), one prompt each — hierarchical zero-shot, the class names of an
+  ontology instead of one name per category. No audio of any class is used, only names.
 
 The `slap-eval` command (`eval/cli.py`) runs both paths on an evaluation set.
 """
@@ -294,6 +298,8 @@ class ZeroShotTask:
         templates: prompt templates (`{}` = class name), averaged per class.
         where: `(field, value)`: only clips whose `field` has this value (`None`: every clip).
         class_names: class value → the text put into the templates (a value not listed is used as is).
+        members_field: score each class by its best member instead of its own name: the values of
+            this field (e.g. `label`) among the vocabulary rows of that class (`class_members`).
     """
 
     name: str
@@ -301,6 +307,7 @@ class ZeroShotTask:
     templates: tuple[str, ...] = (DEFAULT_TEMPLATE,)
     where: tuple[str, str] | None = None
     class_names: Mapping[str, str] = field(default_factory=dict)
+    members_field: str | None = None
 
     @classmethod
     def parse(cls, spec: str, templates: Sequence[str] = (DEFAULT_TEMPLATE,)) -> ZeroShotTask:
@@ -332,6 +339,28 @@ class ZeroShotTask:
                 classes.append(self.class_names.get(value, value))
         return indices, classes
 
+    def class_members(self, rows: Sequence[Mapping[str, Any]], classes: Sequence[str]) -> dict[str, list[str]]:
+        """Each class's members: the distinct `members_field` values of the rows of that class
+        (sorted); a class no row names is its own single member."""
+        indices, row_classes = self.targets(rows)
+        members: dict[str, set[str]] = {name: set() for name in classes}
+        for index, name in zip(indices, row_classes, strict=True):
+            member = example_field(rows[index], self.members_field)
+            if name in members and member is not None:
+                members[name].add(member)
+        return {name: sorted(found) or [name] for name, found in members.items()}
+
+
+def member_scores(model, tokenizer, audio_embeds: torch.Tensor, members: Mapping[str, Sequence[str]],
+                  templates: Sequence[str]) -> torch.Tensor:
+    """`(num_clips, num_classes)` scores, a class's being its best member's (the members' prompt
+    embeddings from `class_embeddings`; classes in the order of `members`)."""
+    names = [member for found in members.values() for member in found]
+    text = class_embeddings(model, tokenizer, names, templates)
+    scores = audio_embeds @ text.T
+    bounds = np.cumsum([0, *(len(found) for found in members.values())])
+    return torch.stack([scores[:, start:end].max(1).values for start, end in zip(bounds[:-1], bounds[1:], strict=True)], 1)
+
 
 # Readable names of the Debian corpus's categories in the prompts.
 CATEGORY_NAMES = {"instrument": "a musical instrument", "drums": "drums", "speech": "speech",
@@ -344,6 +373,8 @@ CORPUS_TASKS = {task.name: task for task in (
     ZeroShotTask("drums", "label", (DEFAULT_TEMPLATE,), ("category", "drums")),
     ZeroShotTask("language", "attributes.language", ("This is speech in {}.", "Someone speaking {}."),
                  ("category", "speech")),
+    ZeroShotTask("category_by_label", "category", (DEFAULT_TEMPLATE,), class_names=CATEGORY_NAMES,
+                 members_field="label"),
 )}
 
 
@@ -368,14 +399,18 @@ def resolve_tasks(specs: Sequence[str], examples: Sequence[Mapping[str, Any]],
 
 
 def evaluate_zero_shot_tasks(model, processor, tasks: Sequence[ZeroShotTask], examples: Sequence[Mapping[str, Any]],
-                             audio_embeds: torch.Tensor) -> tuple[dict[str, dict[str, Any]], list[str]]:
+                             audio_embeds: torch.Tensor, vocabulary: Sequence[Mapping[str, Any]] | None = None,
+                             ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Score each task on the fast path (`zero_shot_classify`) with the clips' embeddings
-    `audio_embeds` `(num_clips, dim)`, computed once for all tasks.
+    `audio_embeds` `(num_clips, dim)`, computed once for all tasks. A task with a `members_field`
+    finds its classes' members in the `vocabulary` rows (metadata of the training split; without
+    them, the evaluated examples' own).
 
     Returns:
         {task name: {"top1", "top5", "chance", "num_clips", "num_classes", "templates"}} with
-        chance = 1 / the number of classes present, and one message per task skipped (no clip has
-        its field, or a single class).
+        chance = 1 / the number of classes present (member tasks add "num_members" and
+        "members_from": "vocabulary" or "evaluated clips"), and one message per task skipped (no
+        clip has its field, or a single class).
     """
     sections, skipped = {}, []
     for task in tasks:
@@ -385,9 +420,18 @@ def evaluate_zero_shot_tasks(model, processor, tasks: Sequence[ZeroShotTask], ex
             found = f"a single class ({classes[0]!r})" if classes else "no clip with it"
             skipped.append(f"zero-shot task {task.name!r} skipped: {task.describe()}: {found}")
             continue
-        result = zero_shot_classify(model, processor, (), (), labels, classes, task.templates,
-                                    audio_embeds=audio_embeds[indices])
+        section: dict[str, Any] = {}
+        if task.members_field is None:
+            result = zero_shot_classify(model, processor, (), (), labels, classes, task.templates,
+                                        audio_embeds=audio_embeds[indices])
+        else:
+            members = task.class_members(examples if vocabulary is None else vocabulary, classes)
+            with torch.no_grad():
+                scores = member_scores(model, processor.tokenizer, audio_embeds[indices], members, task.templates)
+            result = zero_shot_metrics(scores, labels, classes)
+            section = {"num_members": sum(map(len, members.values())),
+                       "members_from": "evaluated clips" if vocabulary is None else "vocabulary"}
         sections[task.name] = {"top1": result.top1, "top5": result.top5, "chance": 1.0 / len(classes),
                                "num_clips": len(indices), "num_classes": len(classes),
-                               "templates": list(task.templates)}
+                               "templates": list(task.templates), **section}
     return sections, skipped

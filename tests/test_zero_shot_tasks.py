@@ -20,6 +20,7 @@ from slap_audio.eval.cli import main
 from slap_audio.eval.zero_shot import (
     CATEGORY_NAMES,
     CORPUS_TASKS,
+    DEFAULT_TEMPLATE,
     ZeroShotTask,
     class_embeddings,
     evaluate_zero_shot_tasks,
@@ -39,6 +40,8 @@ ROWS = [
     ("English speech", "speech", {"language": "English", "gender": "male"}),
 ]
 INSTRUMENT_ROWS, SPEECH_ROWS = [0, 1, 2, 3], [4, 5, 6]
+# the training split's (label, category): the vocabulary `category_by_label` scores categories by
+TRAIN_ROWS = [("cello", "instrument"), ("trumpet", "instrument"), ("German speech", "speech"), ("rain", "environmental")]
 TASK_KEYS = ["top1", "top5", "chance", "num_clips", "num_classes", "templates"]
 
 
@@ -56,6 +59,12 @@ def corpus(tmp_path_factory):
     soundfile.write(root / "test" / "plain.flac", tone(0.3, 900.0), 16000)
     lines.append({"file_name": "plain.flac", "captions": ["a plain tone"]})
     (root / "test" / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in lines))
+    (root / "train").mkdir()
+    train = [{"file_name": f"{i}.flac", "captions": [label], "label": label, "category": category}
+             for i, (label, category) in enumerate(TRAIN_ROWS)]
+    for i in range(len(TRAIN_ROWS)):
+        soundfile.write(root / "train" / f"{i}.flac", tone(0.2, 300.0 + 50 * i, seed=i), 16000)
+    (root / "train" / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in train))
     return root
 
 
@@ -78,7 +87,7 @@ def test_examples_carry_category_and_attributes(corpus, examples):
 
 def test_tasks_select_their_rows_and_classes(examples):
     tasks = resolve_tasks(["auto"], examples)
-    assert [t.name for t in tasks] == ["category", "instrument", "family", "drums", "language"]
+    assert [t.name for t in tasks] == ["category", "instrument", "family", "drums", "language", "category_by_label"]
     targets = {task.name: task.targets(examples) for task in tasks}
     assert targets["category"] == (INSTRUMENT_ROWS + SPEECH_ROWS,
                                    [CATEGORY_NAMES["instrument"]] * 4 + [CATEGORY_NAMES["speech"]] * 3)
@@ -86,6 +95,7 @@ def test_tasks_select_their_rows_and_classes(examples):
     assert targets["family"] == (INSTRUMENT_ROWS, ["piano", "brass", "strings", "piano"])
     assert targets["drums"] == ([], [])
     assert targets["language"] == (SPEECH_ROWS, ["English", "French", "English"])
+    assert targets["category_by_label"] == targets["category"]
 
     # rows without a category (the built-in data) get no task by default; named ones still run
     plain = [e for e in examples if e["category"] is None]
@@ -145,6 +155,40 @@ def test_arranged_embeddings_score_perfectly_and_match_brute_force(micro_model, 
         {}, ["zero-shot task 'one' skipped: category of the clips with category = 'speech': a single class ('speech')"])
 
 
+def test_categories_scored_by_their_members(micro_model, processor, corpus, examples):
+    """`category_by_label`: a category scores as its best-matching training label ("cello" or
+    "trumpet" for the instruments); clips set to one member's prompt embedding score 1.0, and the
+    scores equal a brute-force max over each category's members."""
+    from slap_audio.eval.cli import vocabulary_rows
+    from slap_audio.eval.zero_shot import member_scores
+
+    task = CORPUS_TASKS["category_by_label"]
+    vocabulary = vocabulary_rows(str(corpus), "test")
+    assert [(row["label"], row["category"]) for row in vocabulary] == TRAIN_ROWS
+    assert vocabulary_rows(str(corpus), "train") is None and vocabulary_rows("builtin:test", "test") is None
+    classes = [CATEGORY_NAMES["instrument"], CATEGORY_NAMES["speech"]]
+    members = task.class_members(vocabulary, classes)
+    assert members == {classes[0]: ["cello", "trumpet"], classes[1]: ["German speech"]}
+    assert task.class_members(examples, classes)[classes[1]] == ["English speech", "French speech"]
+    assert task.class_members([], classes) == {name: [name] for name in classes}  # no member: the name itself
+
+    audio = torch.nn.functional.normalize(torch.randn(len(examples), micro_model.config.projection_dim,
+                                                      generator=torch.Generator().manual_seed(1)), dim=-1)
+    prompts = class_embeddings(micro_model, processor.tokenizer, ["trumpet", "German speech"], task.templates)
+    indices, labels = task.targets(examples)
+    for index, label in zip(indices, labels, strict=True):
+        audio[index] = prompts[classes.index(label)]
+    sections, _ = evaluate_zero_shot_tasks(micro_model, processor, [task], examples, audio, vocabulary)
+    assert sections["category_by_label"] == {
+        "top1": 1.0, "top5": None, "chance": 0.5, "num_clips": 7, "num_classes": 2, "templates": [DEFAULT_TEMPLATE],
+        "num_members": 3, "members_from": "vocabulary"}
+    with torch.no_grad():
+        scores = member_scores(micro_model, processor.tokenizer, audio[indices], members, task.templates)
+        brute = [[max(float(audio[i] @ class_embeddings(micro_model, processor.tokenizer, [m], task.templates)[0])
+                      for m in members[name]) for name in classes] for i in indices]
+    torch.testing.assert_close(scores, torch.tensor(brute), atol=1e-5, rtol=1e-5)
+
+
 def test_slap_eval_in_a_fresh_process_writes_the_tasks_section(micro_checkpoint, corpus, tmp_path):
     out = tmp_path / "eval"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -157,15 +201,17 @@ def test_slap_eval_in_a_fresh_process_writes_the_tasks_section(micro_checkpoint,
     metrics = results["metrics"]
     assert list(metrics)[:3] == ["retrieval", "zero_shot", "zero_shot_tasks"]
     tasks = metrics["zero_shot_tasks"]
-    assert list(tasks) == ["category", "instrument", "family", "language"]
+    assert list(tasks) == ["category", "instrument", "family", "language", "category_by_label"]
     assert {name: (t["num_clips"], t["num_classes"], t["chance"]) for name, t in tasks.items()} == {
-        "category": (7, 2, 0.5), "instrument": (4, 4, 0.25), "family": (4, 3, 1 / 3), "language": (3, 2, 0.5)}
-    assert all(list(t) == TASK_KEYS and 0.0 <= t["top1"] <= 1.0 for t in tasks.values())
+        "category": (7, 2, 0.5), "instrument": (4, 4, 0.25), "family": (4, 3, 1 / 3), "language": (3, 2, 0.5),
+        "category_by_label": (7, 2, 0.5)}
+    assert all(list(t)[:6] == TASK_KEYS and 0.0 <= t["top1"] <= 1.0 for t in tasks.values())
+    assert (tasks["category_by_label"]["num_members"], tasks["category_by_label"]["members_from"]) == (3, "vocabulary")
     assert tasks["language"]["templates"] == list(CORPUS_TASKS["language"].templates)
     assert "slap-eval: zero-shot task 'drums' skipped: label of the clips with category" in run.stdout
     lines = run.stdout.splitlines()
     table = lines[next(i for i, line in enumerate(lines) if line.split()[:3] == ["zero-shot", "task", "top1"]):]
-    assert [line.split()[0] for line in table[1:5]] == list(tasks)
+    assert [line.split()[0] for line in table[1:6]] == list(tasks)
     assert table[3].split()[1:] == [f"{tasks['family']['top1']:.4f}", "-", "0.3333", "4", "3"]
 
 
