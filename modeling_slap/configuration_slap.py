@@ -181,7 +181,13 @@ class SlapConfig(PreTrainedConfig):
         reconstruction_weight (`float`, *optional*, defaults to 0.0):
             Weight of FLAP's masked-patch reconstruction loss (0 = off).
         byol_weight (`float`, *optional*, defaults to 0.0):
-            Weight of the negative-free cross-modal BYOL loss of Siamese SLAP (0 = off).
+            Weight of the negative-free BYOL loss of Siamese SLAP (0 = off).
+        byol_intra_weight (`float`, *optional*, defaults to 1.0):
+            Weight, beside the cross-modal terms (each modality's predictor regresses the other
+            modality's target), of the intra-modal terms (each predictor also regresses its own
+            modality's target). They hold the predictors near the identity, so the audio and text
+            projections, which inference compares, share one space; with 0 only the predictors
+            map between the modalities and the released embeddings do not line up.
         mask_ratio (`float`, *optional*, defaults to 0.5):
             Fraction of each clip's patches the student does not see. Masking is applied when an
             objective needs it: self-distillation, reconstruction, or `mask_mode="drop"`.
@@ -235,6 +241,7 @@ class SlapConfig(PreTrainedConfig):
     contrastive_type: Literal["infonce", "sigmoid"] = "infonce"
     reconstruction_weight: float = 0.0
     byol_weight: float = 0.0
+    byol_intra_weight: float = 1.0
     mask_ratio: float = 0.5
     unmasked_student_pass: bool = False
     mask_mode: Literal["replace", "drop"] = "replace"

@@ -5,7 +5,7 @@ One student pass over masked audio and one no-grad pass of the EMA teacher over 
 - masked self-distillation (iBOT-like): student vs. centred, sharpened teacher prototypes at the
   masked positions,
 - captioning from the student's dense tokens,
-- optionally FLAP's masked-patch reconstruction and Siamese SLAP's cross-modal BYOL.
+- optionally FLAP's masked-patch reconstruction and Siamese SLAP's BYOL (cross- and intra-modal terms).
 With `unmasked_student_pass=True` a second student pass over the full audio feeds the contrastive,
 captioning and BYOL losses (the masked pass then serves the masked objectives only); in small
 budgets the contrast learns several times faster per step that way (eval/ABLATION.md). Audio is
@@ -374,10 +374,11 @@ class SlapForPreTraining(SlapTowersMixin, SlapPreTrainedModel):
             with torch.no_grad():
                 target_audio = self.teacher_audio_projection(teacher.pooler_output)
                 target_text = self.teacher_text_projection(self.teacher_text_model(input_ids, attention_mask, **extra).pooler_output)
-            terms["byol_loss"] = (
-                byol_loss(self.audio_predictor(self.audio_projection(view_pooled)), target_text)
-                + byol_loss(self.text_predictor(self.text_projection(text.pooler_output)), target_audio)
-            ) / 2
+            predicted_audio = self.audio_predictor(self.audio_projection(view_pooled))
+            predicted_text = self.text_predictor(self.text_projection(text.pooler_output))
+            cross = byol_loss(predicted_audio, target_text) + byol_loss(predicted_text, target_audio)
+            intra = byol_loss(predicted_audio, target_audio) + byol_loss(predicted_text, target_text)
+            terms["byol_loss"] = (cross + config.byol_intra_weight * intra) / (2 * (1 + config.byol_intra_weight))
         weights = {
             "contrastive_loss": config.contrastive_weight, "self_supervised_loss": config.self_supervised_weight,
             "captioning_loss": config.captioning_weight, "reconstruction_loss": config.reconstruction_weight,

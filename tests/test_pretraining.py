@@ -126,3 +126,25 @@ def test_loss_functions_match_their_definitions():
     target = F.softmax((teacher - center) / 0.04, dim=-1)
     expected = -(target * F.log_softmax(student / 0.1, dim=-1)).sum(-1).mean()
     torch.testing.assert_close(self_distillation_loss(student, teacher, center, 0.1, 0.04), expected)
+
+
+@pytest.mark.parametrize("intra_weight", [0.0, 0.5])
+def test_byol_loss_has_cross_and_intra_modal_terms(intra_weight):
+    """Siamese SLAP's BYOL: each modality's predictor regresses the other modality's EMA target
+    (cross-modal) and, weighted by `byol_intra_weight`, its own (intra-modal); at the start the
+    targets are the student's own projections."""
+    model = _model(byol_weight=1.0, byol_intra_weight=intra_weight, contrastive_weight=0.0,
+                   self_supervised_weight=0.0, captioning_weight=0.0)
+    batch = _batch()
+    with torch.no_grad():
+        out = model(**batch)
+        audio = model.audio_projection(model.audio_model(batch["input_features"], batch["audio_lengths"]).pooler_output)
+        text = model.text_projection(model.text_model(batch["input_ids"]).pooler_output)
+        predicted_audio, predicted_text = model.audio_predictor(audio), model.text_predictor(text)
+
+    def regression(prediction, target):
+        return (2 - 2 * F.cosine_similarity(prediction, target, dim=-1)).mean()
+
+    cross = regression(predicted_audio, text) + regression(predicted_text, audio)
+    intra = regression(predicted_audio, audio) + regression(predicted_text, text)
+    torch.testing.assert_close(out.byol_loss, (cross + intra_weight * intra) / (2 * (1 + intra_weight)))
