@@ -27,7 +27,6 @@ console-script entry (`sys.exit(main())` would print that dict and exit 1).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -42,7 +41,8 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoModelForSpeechSeq2Seq, AutoProcessor, HfArgumentParser
 
 from slap_audio.data.builtin_data import DEFAULT_NUM_CLIPS, LABELS, prompt_templates
-from slap_audio.data.sources import SkipStats, load_audio_text_dataset
+from slap_audio.data.examples import attributes_of
+from slap_audio.data.sources import METADATA_FILES, SkipStats, load_audio_text_dataset
 from slap_audio.eval.benchmarks import (
     BENCHMARKS,
     BenchmarkLayoutError,
@@ -164,15 +164,14 @@ def load_examples(source: str, split: str, num_clips: int | None, desc: str = "l
 
 def vocabulary_rows(source: str, split: str) -> list[dict] | None:
     """Label, category and attributes of the rows of an audio folder's `train/` split (no audio is
-    read): the names a model trained on it learned, for zero-shot tasks scored by members. `None`
+    decoded): the names a model trained on it learned, for zero-shot tasks scored by members. `None`
     when the evaluated split is the training split, or the source is not a folder with one."""
     folder = Path(source, "train")
-    if is_builtin(source) or split == "train" or not folder.is_dir():
+    if is_builtin(source) or split == "train" or not any((folder / name).is_file() for name in METADATA_FILES):
         return None
     rows = load_audio_text_dataset(folder, probe=False).rows
     columns = [name for name in ("label", "category", "attributes") if name in rows.column_names]
-    return [{**row, "attributes": json.loads(row.get("attributes") or "{}")}
-            for row in rows.select_columns(columns).to_list()]
+    return [{**row, "attributes": attributes_of(row)} for row in rows.select_columns(columns).to_list()]
 
 
 def _audio(examples: Sequence[dict]) -> tuple[list[np.ndarray], list[int]]:

@@ -11,7 +11,7 @@ The JSON (one file per run, `results.json`) is what `hub_cards/` turns into the 
                  "zero_shot": {"top1", "top5", "pipeline_agreement", "num_classes"},
                  "zero_shot_tasks": {"category": {"top1", "top5", "chance", "num_clips", "num_classes",
                                                   "templates"}, ...,
-                                     "category_by_label": {..., "num_members", "members_from"}},
+                                     "category_by_label": {..., "num_members"}},
                  "captioning": {"BLEU-4", "ROUGE-L", "CIDEr-D", "METEOR", "unavailable": {...}},
                  "modality_gap": 0.41,
                  "linear_probe": {"accuracy": 0.7}},

@@ -41,7 +41,8 @@ fast path with the clips' embeddings computed once. `CORPUS_TASKS` are those of 
 - `category_by_label`: the category again, each scored by its best-matching **member**: the labels
   its clips carry in the training split (the names the model learned: "trumpet", "snare drum",
   "Italian speech", "rain"...), one prompt each — hierarchical zero-shot, the class names of an
-  ontology instead of one name per category. No audio of any class is used, only names.
+  ontology instead of one name per category. No audio of any class is used, only names; a name
+  found under two categories is left out, and without a `train/` split the task is skipped.
 
 The `slap-eval` command (`eval/cli.py`) runs both paths on an evaluation set.
 """
@@ -341,14 +342,19 @@ class ZeroShotTask:
 
     def class_members(self, rows: Sequence[Mapping[str, Any]], classes: Sequence[str]) -> dict[str, list[str]]:
         """Each class's members: the distinct `members_field` values of the rows of that class
-        (sorted); a class no row names is its own single member."""
+        (sorted). A name found under several classes (a "whistle" both instrument and drum) tells
+        them apart from no clip and is left out; a class left without names is its own single member."""
         indices, row_classes = self.targets(rows)
         members: dict[str, set[str]] = {name: set() for name in classes}
+        owners: dict[str, set[str]] = {}
         for index, name in zip(indices, row_classes, strict=True):
             member = example_field(rows[index], self.members_field)
-            if name in members and member is not None:
-                members[name].add(member)
-        return {name: sorted(found) or [name] for name, found in members.items()}
+            if member is not None:
+                owners.setdefault(member, set()).add(name)
+                if name in members:
+                    members[name].add(member)
+        shared = {member for member, found in owners.items() if len(found) > 1}
+        return {name: sorted(found - shared) or [name] for name, found in members.items()}
 
 
 def member_scores(model, tokenizer, audio_embeds: torch.Tensor, members: Mapping[str, Sequence[str]],
@@ -401,16 +407,17 @@ def resolve_tasks(specs: Sequence[str], examples: Sequence[Mapping[str, Any]],
 def evaluate_zero_shot_tasks(model, processor, tasks: Sequence[ZeroShotTask], examples: Sequence[Mapping[str, Any]],
                              audio_embeds: torch.Tensor, vocabulary: Sequence[Mapping[str, Any]] | None = None,
                              ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Score each task on the fast path (`zero_shot_classify`) with the clips' embeddings
-    `audio_embeds` `(num_clips, dim)`, computed once for all tasks. A task with a `members_field`
-    finds its classes' members in the `vocabulary` rows (metadata of the training split; without
-    them, the evaluated examples' own).
+    """Score each task on the fast path with the clips' embeddings `audio_embeds` `(num_clips,
+    dim)`, computed once for all tasks: by class names (`zero_shot_classify`), or, for a task with a
+    `members_field`, by its classes' members found in the `vocabulary` rows (the training split's
+    metadata; `member_scores`).
 
     Returns:
         {task name: {"top1", "top5", "chance", "num_clips", "num_classes", "templates"}} with
-        chance = 1 / the number of classes present (member tasks add "num_members" and
-        "members_from": "vocabulary" or "evaluated clips"), and one message per task skipped (no
-        clip has its field, or a single class).
+        chance = 1 / the number of classes present (member tasks add "num_members", the names
+        prompted), and one message per task skipped: no clip has its field, a single class, or a
+        member task without vocabulary rows that name its classes (the evaluated clips' own labels
+        are never used: they would be the test's answers).
     """
     sections, skipped = {}, []
     for task in tasks:
@@ -425,12 +432,15 @@ def evaluate_zero_shot_tasks(model, processor, tasks: Sequence[ZeroShotTask], ex
             result = zero_shot_classify(model, processor, (), (), labels, classes, task.templates,
                                         audio_embeds=audio_embeds[indices])
         else:
-            members = task.class_members(examples if vocabulary is None else vocabulary, classes)
+            members = task.class_members(vocabulary or [], classes)
+            if all(found == [name] for name, found in members.items()):
+                skipped.append(f"zero-shot task {task.name!r} skipped: no training-split metadata names the "
+                               f"classes' {task.members_field}s (it needs an audio folder with train/metadata)")
+                continue
             with torch.no_grad():
                 scores = member_scores(model, processor.tokenizer, audio_embeds[indices], members, task.templates)
             result = zero_shot_metrics(scores, labels, classes)
-            section = {"num_members": sum(map(len, members.values())),
-                       "members_from": "evaluated clips" if vocabulary is None else "vocabulary"}
+            section = {"num_members": sum(map(len, members.values()))}
         sections[task.name] = {"top1": result.top1, "top5": result.top5, "chance": 1.0 / len(classes),
                                "num_clips": len(indices), "num_classes": len(classes),
                                "templates": list(task.templates), **section}

@@ -186,8 +186,10 @@ class SlapConfig(PreTrainedConfig):
             Weight, beside the cross-modal terms (each modality's predictor regresses the other
             modality's target), of the intra-modal terms (each predictor also regresses its own
             modality's target). They hold the predictors near the identity, so the audio and text
-            projections, which inference compares, share one space; with 0 only the predictors
-            map between the modalities and the released embeddings do not line up.
+            projections, which inference compares, share one space; with 0 (the loss before
+            December 2026) only the predictors map between the modalities and the released
+            embeddings do not line up. The BYOL loss is (cross + w · intra) / (2 (1 + w)): a mean
+            over the terms, so a larger w also gives the cross-modal terms less weight.
         mask_ratio (`float`, *optional*, defaults to 0.5):
             Fraction of each clip's patches the student does not see. Masking is applied when an
             objective needs it: self-distillation, reconstruction, or `mask_mode="drop"`.
@@ -268,6 +270,8 @@ class SlapConfig(PreTrainedConfig):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.byol_intra_weight < 0:
+            raise ValueError(f"byol_intra_weight must be >= 0, got {self.byol_intra_weight}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
 

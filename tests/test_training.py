@@ -229,3 +229,16 @@ def test_a_new_model_takes_its_features_from_the_arguments_and_its_config():
     assert PatchGeometry.of(features, model.config.audio_config).tokens_per_second == 25.0
     waves = [torch.zeros(16000).numpy()]
     assert model.audio_model(**features(waves, sampling_rate=16000)).last_hidden_state.shape[-2] == 8 * 4  # 50 frames → 4 columns
+
+
+def test_a_byol_checkpoint_from_before_the_intra_modal_terms_resumes_with_its_own_loss(tmp_path):
+    from slap_audio.training.cli import checkpoint_config
+
+    SlapConfig.from_size("micro", byol_weight=1.0).save_pretrained(tmp_path)
+    assert checkpoint_config(str(tmp_path)).byol_intra_weight == 1.0
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["byol_intra_weight"]  # as written before December 2026
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert checkpoint_config(str(tmp_path)).byol_intra_weight == 0.0
+    with pytest.raises(ValueError, match="byol_intra_weight must be >= 0"):
+        SlapConfig.from_size("micro", byol_intra_weight=-1.0)

@@ -171,6 +171,8 @@ def test_categories_scored_by_their_members(micro_model, processor, corpus, exam
     assert members == {classes[0]: ["cello", "trumpet"], classes[1]: ["German speech"]}
     assert task.class_members(examples, classes)[classes[1]] == ["English speech", "French speech"]
     assert task.class_members([], classes) == {name: [name] for name in classes}  # no member: the name itself
+    shared = [*vocabulary, {"label": "cello", "category": "speech"}]  # a name under two classes tells none apart
+    assert task.class_members(shared, classes) == {classes[0]: ["trumpet"], classes[1]: ["German speech"]}
 
     audio = torch.nn.functional.normalize(torch.randn(len(examples), micro_model.config.projection_dim,
                                                       generator=torch.Generator().manual_seed(1)), dim=-1)
@@ -181,7 +183,10 @@ def test_categories_scored_by_their_members(micro_model, processor, corpus, exam
     sections, _ = evaluate_zero_shot_tasks(micro_model, processor, [task], examples, audio, vocabulary)
     assert sections["category_by_label"] == {
         "top1": 1.0, "top5": None, "chance": 0.5, "num_clips": 7, "num_classes": 2, "templates": [DEFAULT_TEMPLATE],
-        "num_members": 3, "members_from": "vocabulary"}
+        "num_members": 3}
+    assert evaluate_zero_shot_tasks(micro_model, processor, [task], examples, audio) == ({}, [
+        "zero-shot task 'category_by_label' skipped: no training-split metadata names the classes' labels "
+        "(it needs an audio folder with train/metadata)"])  # never the evaluated clips' own labels
     with torch.no_grad():
         scores = member_scores(micro_model, processor.tokenizer, audio[indices], members, task.templates)
         brute = [[max(float(audio[i] @ class_embeddings(micro_model, processor.tokenizer, [m], task.templates)[0])
@@ -206,7 +211,7 @@ def test_slap_eval_in_a_fresh_process_writes_the_tasks_section(micro_checkpoint,
         "category": (7, 2, 0.5), "instrument": (4, 4, 0.25), "family": (4, 3, 1 / 3), "language": (3, 2, 0.5),
         "category_by_label": (7, 2, 0.5)}
     assert all(list(t)[:6] == TASK_KEYS and 0.0 <= t["top1"] <= 1.0 for t in tasks.values())
-    assert (tasks["category_by_label"]["num_members"], tasks["category_by_label"]["members_from"]) == (3, "vocabulary")
+    assert tasks["category_by_label"]["num_members"] == 3
     assert tasks["language"]["templates"] == list(CORPUS_TASKS["language"].templates)
     assert "slap-eval: zero-shot task 'drums' skipped: label of the clips with category" in run.stdout
     lines = run.stdout.splitlines()

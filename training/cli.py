@@ -111,6 +111,17 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     return model_args, data_args, training_args
 
 
+def checkpoint_config(checkpoint: str) -> SlapConfig:
+    """The config a run resumes with. A BYOL run saved before `byol_intra_weight` existed (December
+    2026) keeps its cross-modal-only loss (0), so the resumed run optimises what it started with."""
+    with open(os.path.join(checkpoint, "config.json")) as handle:
+        saved = json.load(handle)
+    if saved.get("byol_weight") and "byol_intra_weight" not in saved:
+        logger.warning("%s predates byol_intra_weight: resuming with its cross-modal-only BYOL loss (0)", checkpoint)
+        return SlapConfig.from_pretrained(checkpoint, byol_intra_weight=0.0)
+    return SlapConfig.from_pretrained(checkpoint)
+
+
 def checkpoint_batches(checkpoint: str, training_args: TrainingArguments) -> int:
     """Batches each rank consumed up to `checkpoint` (a streamed run resumes from there)."""
     with open(os.path.join(checkpoint, "trainer_state.json")) as handle:
@@ -210,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
         captions = (c for i in range(min(len(train), 500)) for c in (train[i]["captions"] or []))
     if training_args.resume_from_checkpoint:  # the checkpoint's config and vocabulary; the Trainer loads the rest
         checkpoint = training_args.resume_from_checkpoint
-        model = SlapForPreTraining(SlapConfig.from_pretrained(checkpoint))
+        model = SlapForPreTraining(checkpoint_config(checkpoint))
         processor = SlapProcessor.from_pretrained(checkpoint)
     else:
         model, processor = build_model(model_args, captions)
