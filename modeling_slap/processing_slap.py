@@ -31,11 +31,13 @@ class SlapAudioKwargs(TypedDict, total=False):
 
 class SlapProcessorKwargs(ProcessingKwargs, total=False):
     """Per-modality keyword arguments of `SlapProcessor.__call__` and their defaults: captions are
-    padded to the longest in the batch and everything is returned as torch tensors."""
+    padded to the longest in the batch and truncated at the tokenizer's `max_length` (without
+    truncation a saved tokenizer's `max_length` only drew a warning on every call), and everything
+    is returned as torch tensors."""
 
     audio_kwargs: SlapAudioKwargs
     _defaults = {
-        "text_kwargs": {"padding": True, "return_tensors": "pt"},
+        "text_kwargs": {"padding": True, "truncation": True, "return_tensors": "pt"},
         "audio_kwargs": {"return_tensors": "pt"},
     }
 

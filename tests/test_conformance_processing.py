@@ -250,3 +250,20 @@ def test_auto_processor_loads_remote_code_without_the_package(saved):
     assert all(name.startswith("transformers_modules.") for name in classes), classes
     assert classes[0].endswith("processing_slap.SlapProcessor"), classes
     _assert_same_outputs(got[folder], expected)
+
+
+def test_captions_are_truncated_quietly_at_the_tokenizers_max_length(tmp_path):
+    """A tokenizer saved with a `max_length` (all-MiniLM-L6-v2's is 128): the processor's captions stop
+    there, without transformers' "max_length is ignored" warning on every call."""
+    import json
+    import warnings
+
+    SlapProcessor(SlapFeatureExtractor(), build_test_tokenizer()).save_pretrained(tmp_path)
+    config = tmp_path / "tokenizer_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "max_length": 6}))
+    processor = SlapProcessor.from_pretrained(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ids = processor(text=["a dog barking at a siren in the rain", "a hum"])["input_ids"]
+    assert ids.shape == (2, 6)
+    assert not [w for w in caught if "max_length" in str(w.message)]
