@@ -132,15 +132,16 @@ def probe_durations(values: Sequence[Any], base_dir: str | os.PathLike | None = 
         and torch.distributed.get_world_size() > 1
     if not distributed:
         return _probe_with_cache(values, base, cache, num_threads, write=True)
-    results, failure = None, [None]
+    results, error = None, None
     if torch.distributed.get_rank() == 0:
         try:
             results = _probe_with_cache(values, base, cache, num_threads, write=True)
         except BaseException as err:  # an interrupt too: told to every rank, none waits for a cache never written
-            failure = [f"{type(err).__name__}: {err}"]
-            torch.distributed.broadcast_object_list(failure, src=0)
-            raise
-    torch.distributed.broadcast_object_list(failure, src=0)  # rank 0 is done: the cache is written
+            error = err
+    failure = [None if error is None else f"{type(error).__name__}: {error}"]
+    torch.distributed.broadcast_object_list(failure, src=0)  # rank 0's word: the cache is written, or why not
+    if error is not None:
+        raise error
     if failure[0] is not None:
         raise RuntimeError(f"rank 0 failed while probing the clip durations: {failure[0]}")
     return results if results is not None else _probe_with_cache(values, base, cache, num_threads, write=False)

@@ -180,7 +180,11 @@ class _ShardWriter:
         self.rows: list[dict] = []
         self.archive: tarfile.TarFile | None = None
         self.count = 0
-        self.open = False
+
+    @property
+    def open(self) -> bool:
+        """Whether a shard is being written (its archive open, or its parquet rows gathering)."""
+        return self.archive is not None or bool(self.rows)
 
     @property
     def partial(self) -> str:
@@ -189,7 +193,6 @@ class _ShardWriter:
     def add(self, key: str, audio: bytes, extension: str, metadata: dict) -> None:
         if not self.open:
             self.paths.append(str(self.out / SHARD_PATTERN.format(index=len(self.paths), format=self.format)))
-            self.open = True
             if self.format == "tar":
                 self.archive = tarfile.open(self.partial, "w")
         self.count += 1
@@ -209,15 +212,13 @@ class _ShardWriter:
             return
         if self.archive is not None:
             self.archive.close()
-            self.archive = None
-        if self.rows:
+        else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             pq.write_table(pa.Table.from_pylist(self.rows), self.partial)
-            self.rows = []
         os.replace(self.partial, self.paths[-1])
-        self.open = False
+        self.archive, self.rows = None, []  # only now: until renamed, `abort` still finds the partial file
 
     def abort(self) -> None:
         """Drop the unfinished shard (after an error): the finished ones stay whole."""
@@ -227,7 +228,7 @@ class _ShardWriter:
             if self.archive is not None:
                 self.archive.close()
         finally:  # even when closing fails too (a full disk): the unfinished shard goes
-            self.archive, self.rows, self.open = None, [], False
+            self.archive, self.rows = None, []
             Path(self.partial).unlink(missing_ok=True)
 
 
